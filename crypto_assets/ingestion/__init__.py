@@ -1,0 +1,1 @@
+"""Ingestion domain: candle sources, validation and the raw_ohlc asset."""

@@ -1,0 +1,93 @@
+"""Decide, before anything is keyed on it, which raw rows become candles and which are quarantined.
+
+Every input row ends up in exactly one place: a candle, a merged exact duplicate of another
+row, or the quarantine with its reason(s). `Validated.reconciles()` states that invariant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from crypto_assets.ingestion.sources.base import PRICE_COLUMNS
+from crypto_assets.market import Timeframe
+
+
+@dataclass
+class Validated:
+    candles: pd.DataFrame  # symbol, ts, open..volume, source_ref: one row per (symbol, ts)
+    quarantine: pd.DataFrame  # the input columns plus `reason`
+    merged: int  # exact duplicates folded into another row
+    rows_in: int
+
+    def reconciles(self) -> bool:
+        return self.rows_in == len(self.candles) + len(self.quarantine) + self.merged
+
+
+def validate(
+    frame: pd.DataFrame, timeframe: Timeframe, known_symbols: Collection[str], now: datetime
+) -> Validated:
+    """Split a source frame (the `sources.base` contract) into candles and quarantined rows."""
+    frame = frame.reset_index(drop=True)
+    reasons = pd.Series("", index=frame.index, dtype=object)
+
+    def flag(mask: pd.Series | np.ndarray, reason: str | pd.Series) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
+        text = reason[mask] if isinstance(reason, pd.Series) else reason
+        current = reasons[mask]
+        reasons[mask] = np.where(current == "", text, current + "; " + text)
+
+    symbol = frame["symbol"].astype(object)
+    unknown = ~symbol.isin(list(known_symbols))
+    flag(unknown, "unknown symbol " + symbol.astype(str) + ": add it to CRYPTO_ASSETS_SYMBOLS")
+
+    ts = frame["ts"]
+    flag(ts.isna(), "unparseable timestamp " + frame["raw_timestamp"].astype(str).map(repr))
+    for column in PRICE_COLUMNS:
+        flag(frame[column].isna(), f"missing or non-numeric {column}")
+    prices = frame[["open", "high", "low", "close"]]
+    flag((prices <= 0).any(axis=1), "non-positive price")
+    flag(frame["high"] < frame[["open", "close"]].max(axis=1), "high below max(open, close)")
+    flag(frame["low"] > frame[["open", "close"]].min(axis=1), "low above min(open, close)")
+    flag(frame["volume"] < 0, "negative volume")
+
+    nanos = ts.to_numpy(dtype="datetime64[ns]").view("int64")
+    valid_ts = ts.notna().to_numpy()
+    off_grid = valid_ts & (nanos % (timeframe.seconds * 10**9) != 0)
+    flag(off_grid, f"timestamp not on the {timeframe} grid")
+    now_ts = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz="UTC")
+    future = valid_ts & (ts > now_ts).to_numpy()
+    flag(future, "timestamp in the future")
+    forming = valid_ts & ~future & ((ts + timeframe.delta) > now_ts).to_numpy()
+    flag(forming, f"bar still forming (a {timeframe} bar closes after {now_ts:%Y-%m-%d %H:%M} UTC)")
+
+    good = frame[reasons == ""]
+    candles, conflicted, merged = _merge_duplicates(good)
+    flag(frame.index.isin(conflicted.index), "conflicting values for the same bar")
+
+    quarantine = frame[reasons != ""].copy()
+    quarantine["reason"] = reasons[reasons != ""]
+    return Validated(candles=candles, quarantine=quarantine, merged=merged, rows_in=len(frame))
+
+
+def _merge_duplicates(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Fold exact duplicates of a bar into one; keep no version of a bar given with different values."""
+    key = ["symbol", "ts"]
+    duplicated = rows.duplicated(key, keep=False)
+    if not duplicated.any():
+        return rows.drop(columns=["raw_timestamp"]), rows.iloc[0:0], 0
+    dups = rows[duplicated]
+    versions = dups.drop_duplicates(key + PRICE_COLUMNS).groupby(key, sort=False).size()
+    conflicting_keys = versions[versions > 1].index
+    is_conflict = pd.MultiIndex.from_frame(dups[key]).isin(conflicting_keys)
+    conflicted = dups[is_conflict]
+    kept = rows.drop(index=conflicted.index)
+    deduped = kept.drop_duplicates(key, keep="first")
+    merged = len(kept) - len(deduped)
+    return deduped.drop(columns=["raw_timestamp"]), conflicted, merged

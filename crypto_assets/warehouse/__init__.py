@@ -1,0 +1,5 @@
+"""Warehouse domain: one SQLAlchemy-based interface over DuckDB and PostgreSQL."""
+
+from crypto_assets.warehouse.engine import Warehouse
+
+__all__ = ["Warehouse"]

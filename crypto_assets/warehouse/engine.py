@@ -1,0 +1,116 @@
+"""Open the warehouse named by a SQLAlchemy URL: DuckDB (embedded) or PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from crypto_assets.errors import UserError
+
+
+def normalize_url(url: str) -> sa.URL:
+    """Parse a warehouse URL; plain `postgresql://` uses psycopg 3, the driver we bulk-load with."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise UserError(
+            f"CRYPTO_ASSETS_WAREHOUSE_URL={url!r} is not a SQLAlchemy URL: use "
+            "duckdb:///path/warehouse.duckdb or postgresql://user@host:5432/db"
+        ) from None
+    if parsed.get_backend_name() == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "duckdb":
+        return parsed
+    raise UserError(
+        f"warehouse {parsed.get_backend_name()!r} is not supported: use a duckdb:/// or "
+        "postgresql:// URL in CRYPTO_ASSETS_WAREHOUSE_URL"
+    )
+
+
+class Warehouse:
+    """A connection factory plus the few dialect facts the rest of the code needs.
+
+    DuckDB allows one writing process per file, so DuckDB connections are opened per use
+    (no pool holding the file lock) and read-only where the caller only reads.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+
+    @property
+    def dialect(self) -> str:
+        return self.url.get_backend_name()
+
+    @property
+    def is_duckdb(self) -> bool:
+        return self.dialect == "duckdb"
+
+    def describe(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    @cached_property
+    def engine(self) -> Engine:
+        if self.is_duckdb:
+            database = self.url.database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            return sa.create_engine(self.url, poolclass=NullPool)
+        return sa.create_engine(
+            self.url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"}
+        )
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A connection inside one transaction: committed on success, rolled back on error."""
+        with self._translate_errors(), self.engine.begin() as connection:
+            if self.is_duckdb:
+                connection.exec_driver_sql("SET TimeZone = 'UTC'")
+            yield connection
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for queries only (read-only on DuckDB when the file exists)."""
+        if self.is_duckdb and self._duckdb_file_exists():
+            engine = sa.create_engine(
+                self.url, poolclass=NullPool, connect_args={"read_only": True}
+            )
+            with self._translate_errors(), engine.connect() as connection:
+                connection.exec_driver_sql("SET TimeZone = 'UTC'")
+                yield connection
+            return
+        with self.begin() as connection:
+            yield connection
+
+    def query(self, sql: str, params: dict | None = None) -> pd.DataFrame:
+        with self.read() as connection:
+            result = connection.execute(sa.text(sql), params or {})
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    def dispose(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+    def _duckdb_file_exists(self) -> bool:
+        database = self.url.database
+        return bool(database) and database != ":memory:" and Path(database).exists()
+
+    @contextmanager
+    def _translate_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except OperationalError as error:
+            if "connect" in str(error).lower() or "could not" in str(error).lower():
+                first_line = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+                raise UserError(
+                    f"cannot reach the warehouse {self.describe()}: {first_line}; check "
+                    "CRYPTO_ASSETS_WAREHOUSE_URL and that the server is running"
+                ) from error
+            raise

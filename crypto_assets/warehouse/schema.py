@@ -1,0 +1,49 @@
+"""Tables the ingestion domain owns. Plain DDL that DuckDB and PostgreSQL both accept."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Connection
+
+KEY_COLUMNS = ["exchange", "symbol", "timeframe", "ts"]
+VALUE_COLUMNS = ["open", "high", "low", "close", "volume"]
+
+RAW_OHLC_DDL = """
+CREATE TABLE IF NOT EXISTS raw_ohlc (
+    exchange   VARCHAR NOT NULL,
+    symbol     VARCHAR NOT NULL,
+    timeframe  VARCHAR NOT NULL,
+    ts         TIMESTAMPTZ NOT NULL,  -- UTC bar-open time
+    open       DOUBLE PRECISION NOT NULL,
+    high       DOUBLE PRECISION NOT NULL,
+    low        DOUBLE PRECISION NOT NULL,
+    close      DOUBLE PRECISION NOT NULL,
+    volume     DOUBLE PRECISION NOT NULL,
+    loaded_at  TIMESTAMPTZ NOT NULL,  -- when this version of the bar was written
+    PRIMARY KEY (exchange, symbol, timeframe, ts)
+)
+"""
+
+QUARANTINE_DDL = """
+CREATE TABLE IF NOT EXISTS ohlc_quarantine (
+    exchange       VARCHAR NOT NULL,
+    timeframe      VARCHAR NOT NULL,
+    source_ref     VARCHAR NOT NULL,  -- file and row, or exchange request, the row came from
+    symbol         VARCHAR,
+    raw_timestamp  VARCHAR,
+    ts             TIMESTAMPTZ,
+    open           DOUBLE PRECISION,
+    high           DOUBLE PRECISION,
+    low            DOUBLE PRECISION,
+    close          DOUBLE PRECISION,
+    volume         DOUBLE PRECISION,
+    reason         VARCHAR NOT NULL,
+    run_id         VARCHAR,
+    quarantined_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (exchange, timeframe, source_ref)
+)
+"""
+
+
+def ensure_ingestion_tables(connection: Connection) -> None:
+    connection.exec_driver_sql(RAW_OHLC_DDL)
+    connection.exec_driver_sql(QUARANTINE_DDL)
