@@ -27,8 +27,7 @@ def stage_frame(connection: Connection, frame: pd.DataFrame, name: str, like_tab
         raw.register(view, table)
         try:
             connection.exec_driver_sql(
-                f"CREATE OR REPLACE TEMP TABLE {name} AS "
-                f"SELECT {column_list} FROM {like_table} LIMIT 0"
+                f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {column_list} FROM {like_table} LIMIT 0"
             )
             connection.exec_driver_sql(f"INSERT INTO {name} SELECT {column_list} FROM {view}")
         finally:

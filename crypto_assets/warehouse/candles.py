@@ -88,7 +88,9 @@ def upsert_quarantine(connection: Connection, rows: pd.DataFrame, run_id: str | 
     try:
         key = ", ".join(["exchange", "timeframe", "source_ref"])
         assignments = ", ".join(
-            f"{c} = excluded.{c}" for c in QUARANTINE_COLUMNS if c not in ("exchange", "timeframe", "source_ref")
+            f"{c} = excluded.{c}"
+            for c in QUARANTINE_COLUMNS
+            if c not in ("exchange", "timeframe", "source_ref")
         )
         connection.exec_driver_sql(
             f"INSERT INTO ohlc_quarantine ({', '.join(QUARANTINE_COLUMNS)}) "

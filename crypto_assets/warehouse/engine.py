@@ -63,9 +63,7 @@ class Warehouse:
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             return sa.create_engine(self.url, poolclass=NullPool)
-        return sa.create_engine(
-            self.url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"}
-        )
+        return sa.create_engine(self.url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"})
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -79,9 +77,7 @@ class Warehouse:
     def read(self) -> Iterator[Connection]:
         """A connection for queries only (read-only on DuckDB when the file exists)."""
         if self.is_duckdb and self._duckdb_file_exists():
-            engine = sa.create_engine(
-                self.url, poolclass=NullPool, connect_args={"read_only": True}
-            )
+            engine = sa.create_engine(self.url, poolclass=NullPool, connect_args={"read_only": True})
             with self._translate_errors(), engine.connect() as connection:
                 connection.exec_driver_sql("SET TimeZone = 'UTC'")
                 yield connection

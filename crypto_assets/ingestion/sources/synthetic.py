@@ -86,9 +86,7 @@ class SyntheticSource(CandleSource):
         frame = pd.concat(frames, ignore_index=True) if frames else empty_frame()
         return SourceBatch(frame=frame)
 
-    def bars(
-        self, symbol: str, timeframe: Timeframe, start: pd.Timestamp, end: pd.Timestamp
-    ) -> pd.DataFrame:
+    def bars(self, symbol: str, timeframe: Timeframe, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Bars with open time in [start, end): ts, open, high, low, close, volume."""
         if end <= start:
             return pd.DataFrame(columns=_COLUMNS)

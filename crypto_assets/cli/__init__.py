@@ -1,0 +1,1 @@
+"""The `crypto-assets` command line: demo, backfill, status and dev."""

@@ -1,0 +1,203 @@
+"""What each `crypto-assets` subcommand does; imported only when the command runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from datetime import UTC, date, datetime, timedelta
+
+from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult
+from tqdm import tqdm
+
+from crypto_assets.cli.instance import ensure_dagster_home
+from crypto_assets.cli.runs import RangeRunOutcome, materialize_days
+from crypto_assets.cli.status import symbol_status
+from crypto_assets.errors import UserError
+from crypto_assets.market import Timeframe, parse_symbols
+from crypto_assets.resources import MarketResource, build_resources
+from crypto_assets.settings import Settings, default_warehouse_url, load_settings
+
+UI_HINT = "open the Dagster UI with `make dev` (http://127.0.0.1:3000)"
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _check_range(settings: Settings, start: date, end: date) -> None:
+    if start < settings.start:
+        raise UserError(
+            f"--start {start} is before the first partition {settings.start}: "
+            "set CRYPTO_ASSETS_START earlier or start later"
+        )
+    if end > _today():
+        raise UserError(f"--end {end} is in the future: the last partition is today, {_today()}")
+
+
+def _preflight(resources: dict) -> None:
+    """Fail before any run starts when the warehouse or the source is misconfigured."""
+    resources["warehouse"].open().dispose()
+    resources["source"].open()
+
+
+def _load(
+    settings: Settings,
+    resources: dict,
+    *,
+    start: date,
+    end: date,
+    symbols: list[str] | None,
+    downstream: bool,
+    days_per_run: int,
+) -> RangeRunOutcome:
+    from crypto_assets.definitions import defs
+
+    ensure_dagster_home()
+    _check_range(settings, start, end)
+    _preflight(resources)
+    selection = AssetSelection.assets("raw_ohlc")
+    if downstream:
+        selection = selection.downstream()
+    total_days = (end - start).days + 1
+    with (
+        DagsterInstance.get() as instance,
+        tqdm(total=total_days, unit="day", desc="raw_ohlc", file=sys.stderr) as progress,
+    ):
+
+        def on_chunk(first: date, last: date, result: ExecuteInProcessResult) -> None:
+            progress.update((last - first).days + 1)
+            progress.set_postfix_str(f"run {result.run_id[:8]} {'ok' if result.success else 'FAILED'}")
+
+        return materialize_days(
+            list(defs.assets),
+            resources,
+            instance,
+            start=start,
+            end=end,
+            selection=selection,
+            symbols=symbols,
+            days_per_run=days_per_run,
+            on_chunk=on_chunk,
+        )
+
+
+def _report_failures(outcome: RangeRunOutcome) -> int:
+    if outcome.user_errors:
+        print(f"crypto-assets: error: {outcome.user_errors[0]}", file=sys.stderr)
+        return 2
+    if outcome.errors:
+        for message in dict.fromkeys(outcome.errors):
+            print(f"crypto-assets: run failed: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_backfill(
+    *,
+    start: date,
+    end: date,
+    symbols: str | None,
+    timeframe: str | None,
+    downstream: bool,
+    days_per_run: int,
+) -> int:
+    settings = load_settings()
+    resources = build_resources(settings, as_env_vars=False)
+    if timeframe:
+        resources["market"] = MarketResource(
+            symbols=",".join(settings.symbols), timeframe=Timeframe.parse(timeframe).name
+        )
+    chosen = parse_symbols(symbols) if symbols else None
+    outcome = _load(
+        settings, resources, start=start, end=end, symbols=chosen,
+        downstream=downstream, days_per_run=days_per_run,
+    )  # fmt: skip
+    print(f"{len(outcome.run_ids)} run(s) recorded in {os.environ['DAGSTER_HOME']}; {UI_HINT}")
+    _print_checks(outcome)
+    return _report_failures(outcome)
+
+
+def run_status(*, max_age: timedelta | None, now: datetime) -> int:
+    settings = load_settings()
+    resources = build_resources(settings, as_env_vars=False)
+    warehouse = resources["warehouse"].open()
+    source = resources["source"].open()
+    timeframe = settings.timeframe
+    report = symbol_status(
+        warehouse,
+        exchange=source.exchange,
+        symbols=settings.symbols,
+        timeframe=timeframe,
+        now=now,
+        max_age=max_age or 3 * timeframe.delta,
+    )
+    print(f"warehouse {warehouse.describe()}  source {settings.source}  now {now:%Y-%m-%d %H:%M} UTC")
+    print(report.table.to_string(index=False))
+    if not report.healthy:
+        bad = report.table[report.table["state"] != "ok"]
+        print(
+            "not fresh: "
+            + ", ".join(f"{r.symbol} {r.state}" for r in bad.itertuples())
+            + "; load them with `crypto-assets backfill` or turn on the schedule",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def run_demo(*, days: int) -> int:
+    """The whole graph on the embedded default: DuckDB under CRYPTO_ASSETS_HOME, synthetic market."""
+    settings = load_settings()
+    if days < 1:
+        raise UserError("--days must be at least 1")
+    demo_settings = Settings(
+        home=settings.home,
+        warehouse_url=default_warehouse_url(settings.home),
+        source="synthetic",
+        symbols=settings.symbols,
+        timeframe=settings.timeframe,
+        start=settings.start,
+        mlflow_tracking_uri=settings.mlflow_tracking_uri,
+    )
+    resources = build_resources(demo_settings, as_env_vars=False)
+    end = _today()
+    start = max(settings.start, end - timedelta(days=days - 1))
+    print(f"crypto_assets demo: {len(settings.symbols)} symbols, {start}..{end}, synthetic market")
+    print(f"warehouse {demo_settings.warehouse_url}")
+    outcome = _load(
+        demo_settings, resources, start=start, end=end, symbols=None,
+        downstream=True, days_per_run=days,
+    )  # fmt: skip
+    warehouse = resources["warehouse"].open()
+    rows = warehouse.query(
+        "SELECT symbol, count(*) AS bars, min(ts) AS first_bar, max(ts) AS newest_bar "
+        "FROM raw_ohlc WHERE exchange = 'synthetic' AND timeframe = :tf GROUP BY symbol ORDER BY symbol",
+        {"tf": settings.timeframe.name},
+    )
+    quarantined = warehouse.query("SELECT count(*) AS n FROM ohlc_quarantine")["n"].iloc[0]
+    print("\nraw_ohlc rows per symbol")
+    print(rows.to_string(index=False))
+    print(f"ohlc_quarantine rows: {quarantined}")
+    _print_checks(outcome)
+    print(f"\ndagster instance: {os.environ['DAGSTER_HOME']} ({len(outcome.run_ids)} run(s))")
+    print(f"next: {UI_HINT}; `crypto-assets status` for freshness")
+    return _report_failures(outcome)
+
+
+def _print_checks(outcome: RangeRunOutcome) -> None:
+    if not outcome.checks:
+        return
+    print("\nasset checks")
+    for check in outcome.checks:
+        state = "passed" if check.passed else f"FAILED ({check.severity.value})"
+        description = f": {check.description}" if check.description else ""
+        print(f"  {check.asset_key.to_user_string()}.{check.check_name} {state}{description}")
+
+
+def run_dev() -> int:
+    home = ensure_dagster_home()
+    dagster = shutil.which("dagster") or os.path.join(os.path.dirname(sys.executable), "dagster")
+    print(f"DAGSTER_HOME={home}; UI at http://127.0.0.1:3000", file=sys.stderr)
+    os.execv(dagster, [dagster, "dev", "-m", "crypto_assets.definitions"])
+    return 0

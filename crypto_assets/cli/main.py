@@ -1,0 +1,97 @@
+"""Entry point of the `crypto-assets` console script.
+
+User mistakes end as one line on stderr and exit code 2; a stale or failed result exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+
+from crypto_assets.errors import UserError
+
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: use YYYY-MM-DD") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every other user mistake
+        print(f"crypto-assets: error: {message} (see crypto-assets --help)", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="crypto-assets", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    demo = commands.add_parser("demo", help="build the graph on the embedded default and print a summary")
+    demo.add_argument("--days", type=int, default=30, help="days of history to load (default 30)")
+
+    backfill = commands.add_parser("backfill", help="load history through Dagster runs")
+    backfill.add_argument("--start", type=_date, required=True, help="first day, YYYY-MM-DD (UTC)")
+    backfill.add_argument("--end", type=_date, required=True, help="last day, inclusive")
+    backfill.add_argument("--symbols", help="comma-separated subset of the configured symbols")
+    backfill.add_argument(
+        "--timeframe", help="base timeframe for this load (default CRYPTO_ASSETS_TIMEFRAME)"
+    )
+    backfill.add_argument("--downstream", action="store_true", help="also rebuild downstream assets")
+    backfill.add_argument("--days-per-run", type=int, default=31, help="days per Dagster run (default 31)")
+
+    status = commands.add_parser("status", help="coverage and freshness per symbol; exit 1 if stale")
+    status.add_argument("--max-age", type=int, help="minutes a newest bar may be old (default 3 bars)")
+
+    commands.add_parser("dev", help="start `dagster dev` (UI and daemon) on this code location")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.filterwarnings("ignore", module="dagster")  # beta/preview notices are not for users
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    try:
+        if args.command == "demo":
+            from crypto_assets.cli.commands import run_demo
+
+            return run_demo(days=args.days)
+        if args.command == "backfill":
+            from crypto_assets.cli.commands import run_backfill
+
+            return run_backfill(
+                start=args.start,
+                end=args.end,
+                symbols=args.symbols,
+                timeframe=args.timeframe,
+                downstream=args.downstream,
+                days_per_run=args.days_per_run,
+            )
+        if args.command == "status":
+            from crypto_assets.cli.commands import run_status
+
+            max_age = timedelta(minutes=args.max_age) if args.max_age else None
+            return run_status(max_age=max_age, now=datetime.now(UTC))
+        if args.command == "dev":
+            from crypto_assets.cli.commands import run_dev
+
+            return run_dev()
+    except UserError as error:
+        print(f"crypto-assets: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("crypto-assets: interrupted", file=sys.stderr)
+        return 130
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
