@@ -37,7 +37,10 @@ _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "BTC", "ETH", "BNB", "EUR", "USD")
 _ERROR_BODIES: dict[int, Any] = {
     418: {"code": -1003, "msg": "Way too many requests; IP banned."},
     429: {"code": -1003, "msg": "Too much request weight used."},
-    500: {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."},
+    500: {
+        "code": -1001,
+        "msg": "Internal error; unable to process your request. Please try again.",
+    },
 }
 
 
@@ -54,6 +57,7 @@ class Fault:
     delay: float = 0.0
     unsorted: bool = False  # the right bars, shuffled
     empty: bool = False  # `[]` even though bars exist
+    ignore_end: bool = False  # answer as if no endTime was sent (bars past it, up to limit)
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,9 @@ class FakeBinance:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> FakeBinance:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
         self._thread.start()
         return self
 
@@ -154,11 +160,12 @@ class FakeBinance:
         delay: float = 0.0,
         unsorted: bool = False,
         empty: bool = False,
+        ignore_end: bool = False,
     ) -> None:
         """Script the klines requests number `requests` (1-based, per symbol), or all of them."""
         if not requests and not always:
             raise ValueError("name the request numbers, or pass always=True")
-        fault = Fault(status=status, body=body, delay=delay, unsorted=unsorted, empty=empty)
+        fault = Fault(status, body, delay, unsorted=unsorted, empty=empty, ignore_end=ignore_end)
         with self._lock:
             if always:
                 self._state.always[_id(symbol)] = fault
@@ -246,7 +253,8 @@ class FakeBinance:
         if not 1 <= limit <= 1000:
             return 400, {"code": -1130, "msg": "Data sent for parameter 'limit' is not valid."}
         bar = INTERVAL_MS[interval]
-        end = min(int(params.get("endTime", now_ms)), now_ms) + 1
+        end_time = now_ms if fault.ignore_end else int(params.get("endTime", now_ms))
+        end = min(end_time, now_ms) + 1
         if "startTime" in params:
             opens = self.bar_opens(symbol, interval, int(params["startTime"]), end)[:limit]
         else:  # the newest `limit` bars

@@ -80,13 +80,11 @@ class CcxtSource(CandleSource):
         )
         if not self._client.has.get("fetchOHLCV"):
             raise UserError(f"ccxt exchange {exchange_id!r} has no candle API: pick another exchange")
-        features = (self._client.features or {}).get("spot") or {}
-        self.limit = (
-            limit
-            or MAX_CANDLES_PER_CALL.get(exchange_id)
-            or (features.get("fetchOHLCV") or {}).get("limit")
-            or DEFAULT_CANDLES_PER_CALL
-        )
+        spot_ohlcv = ((self._client.features or {}).get("spot") or {}).get("fetchOHLCV") or {}
+        most = MAX_CANDLES_PER_CALL.get(exchange_id) or spot_ohlcv.get("limit")
+        # Never page wider than the exchange answers: ccxt would silently clamp the request
+        # and every page would miss its tail.
+        self.limit: int = min(limit or most or DEFAULT_CANDLES_PER_CALL, most or 10**9)
         _only_spot_markets(self._client)
         if api_url:
             urls = self._client.urls
@@ -112,11 +110,11 @@ class CcxtSource(CandleSource):
             # ccxt keeps the markets on the client: this hits the network once per source.
             self._retrying(self._client.load_markets)
         except ccxt.BaseError as error:
-            reason = _describe(error, self.max_retries)
-            return SourceBatch(
-                empty_frame(),
-                {s: f"{s}: cannot load the markets of {self.exchange} ({reason})" for s in symbols},
+            reason = (
+                f"cannot load the markets of {self.exchange} "
+                f"({_describe(error, self.max_retries)}): check the network, then run again"
             )
+            return SourceBatch(empty_frame(), {s: f"{s}: {reason}" for s in symbols})
 
         frames: list[pd.DataFrame] = []
         failures: dict[str, str] = {}
@@ -140,7 +138,8 @@ class CcxtSource(CandleSource):
         rows: list[tuple[Any, ...]] = []
         since = start_ms
         while since < stop:
-            params = {"until": min(since + step, end_ms) - 1} if self.exchange in _UNTIL_SUPPORTED else {}
+            until = min(since + step, end_ms) - 1
+            params = {"until": until} if self.exchange in _UNTIL_SUPPORTED else {}
             page = self._retrying(
                 lambda since=since, params=params: self._client.fetch_ohlcv(
                     market, timeframe.name, since=since, limit=self.limit, params=params
@@ -155,9 +154,7 @@ class CcxtSource(CandleSource):
         if not rows:
             return empty_frame()
         table = pd.DataFrame(rows, columns=["raw", *PRICE_COLUMNS, "source_ref"])
-        return make_frame(
-            symbol, to_utc(table["raw"]), table["raw"].astype(str), table, table["source_ref"]
-        )
+        return make_frame(symbol, to_utc(table["raw"]), table["raw"].astype(str), table, table["source_ref"])
 
     def _retrying(self, call: Callable[[], T]) -> T:
         """`call()`, retried with exponential backoff and jitter on transient ccxt errors.
