@@ -50,8 +50,7 @@ def postgres_admin_url() -> str:
         pytest.skip(f"PostgreSQL test: {message}")
     problem = _probe(url)
     if problem is not None:
-        pytest.fail(f"PostgreSQL at {URL_ENV}={_redact(url)} is unreachable: {problem}",
-                    pytrace=False)
+        pytest.fail(f"PostgreSQL at {URL_ENV}={_redact(url)} is unreachable: {problem}", pytrace=False)
     return url
 
 
@@ -92,9 +91,7 @@ def temporary_database(prefix: str) -> Iterator[str]:
         yield with_database(admin_url, name)
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _redact(url: str) -> str:

@@ -1,0 +1,61 @@
+"""Helpers the tests share: run raw_ohlc through Dagster, and fingerprint a table."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import date
+
+import pandas as pd
+from dagster import DagsterInstance, ExecuteInProcessResult, materialize
+
+from crypto_assets.ingestion.assets import build_raw_ohlc
+from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource
+from crypto_assets.warehouse import Warehouse
+
+SIX = "BTC-USD,ETH-USD,SOL-USD,ADA-USD,DOT-USD,DOGE-USD"
+RAW_OHLC = build_raw_ohlc(date(2025, 1, 1))
+
+
+def materialize_raw(
+    warehouse_url: str,
+    *,
+    first_day: str,
+    last_day: str,
+    source: str = "synthetic",
+    symbols: str = SIX,
+    only: Sequence[str] | None = None,
+    ccxt_api_url: str | None = None,
+    instance: DagsterInstance | None = None,
+) -> ExecuteInProcessResult:
+    """One single-run backfill of raw_ohlc over [first_day, last_day], like the UI or CLI does."""
+    run_config = {"ops": {"raw_ohlc": {"config": {"symbols": list(only)}}}} if only else None
+    return materialize(
+        [RAW_OHLC],
+        resources={
+            "warehouse": WarehouseResource(url=warehouse_url),
+            "source": CandleSourceResource(spec=source, ccxt_api_url=ccxt_api_url),
+            "market": MarketResource(symbols=symbols, timeframe="15m"),
+        },
+        run_config=run_config,
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": first_day,
+            "dagster/asset_partition_range_end": last_day,
+        },
+        raise_on_error=False,
+    )
+
+
+def table_fingerprint(warehouse: Warehouse, table: str, columns: Sequence[str]) -> tuple[int, str]:
+    """Row count and a checksum of the given columns, independent of row order and engine."""
+    frame = warehouse.query(f"SELECT {', '.join(columns)} FROM {table}")
+    if "ts" in frame.columns:
+        frame["ts"] = pd.to_datetime(frame["ts"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S")
+    text = frame.astype(str).sort_values(list(frame.columns)).to_csv(index=False)
+    return len(frame), hashlib.sha256(text.encode()).hexdigest()
+
+
+def metadata(result: ExecuteInProcessResult) -> dict:
+    event = result.get_asset_materialization_events()[0]
+    return {key: value.value for key, value in event.materialization.metadata.items()}
