@@ -36,9 +36,16 @@ class CandleSourceResource(ConfigurableResource):
 
     spec: str = "synthetic"
     ccxt_api_url: str | None = None  # point a ccxt exchange at another host (tests, proxies)
+    ccxt_max_retries: int = 5  # per request, on network errors and rate limits
+    ccxt_backoff_seconds: float = 1.0  # first retry delay; doubles each time, plus jitter
 
     def open(self) -> CandleSource:
-        return make_source(self.spec, ccxt_api_url=self.ccxt_api_url)
+        return make_source(
+            self.spec,
+            ccxt_api_url=self.ccxt_api_url,
+            ccxt_max_retries=self.ccxt_max_retries,
+            ccxt_backoff_seconds=self.ccxt_backoff_seconds,
+        )
 
 
 class MarketResource(ConfigurableResource):

@@ -34,7 +34,9 @@ def materialize_raw(
         [RAW_OHLC],
         resources={
             "warehouse": WarehouseResource(url=warehouse_url),
-            "source": CandleSourceResource(spec=source, ccxt_api_url=ccxt_api_url),
+            "source": CandleSourceResource(
+                spec=source, ccxt_api_url=ccxt_api_url, ccxt_max_retries=2, ccxt_backoff_seconds=0.01
+            ),
             "market": MarketResource(symbols=symbols, timeframe="15m"),
         },
         run_config=run_config,

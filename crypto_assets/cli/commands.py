@@ -38,7 +38,7 @@ def _check_range(settings: Settings, start: date, end: date) -> None:
 def _preflight(resources: dict) -> None:
     """Fail before any run starts when the warehouse or the source is misconfigured."""
     resources["warehouse"].open().dispose()
-    resources["source"].open()
+    resources["source"].open().preflight()
 
 
 def _load(
@@ -62,7 +62,7 @@ def _load(
     total_days = (end - start).days + 1
     with (
         DagsterInstance.get() as instance,
-        tqdm(total=total_days, unit="day", desc="raw_ohlc", file=sys.stderr) as progress,
+        tqdm(total=total_days, unit="day", desc="raw_ohlc", file=sys.stderr, disable=None) as progress,
     ):
 
         def on_chunk(first: date, last: date, result: ExecuteInProcessResult) -> None:

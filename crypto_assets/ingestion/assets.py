@@ -91,7 +91,10 @@ def build_raw_ohlc(start: date) -> AssetsDefinition:
             end=window.end,
             now=now,
             run_id=context.run.run_id,
-            on_day=lambda day, c: context.log.debug(f"{day}: +{c.inserted} ~{c.updated} !{c.quarantined}"),
+            on_day=lambda day, c: context.log.info(
+                f"{day} written: {c.inserted} inserted, {c.updated} updated, "
+                f"{c.unchanged} unchanged, {c.quarantined} quarantined"
+            ),
         )
         coverage = window_coverage(
             db,

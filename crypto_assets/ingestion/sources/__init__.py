@@ -8,7 +8,13 @@ from crypto_assets.ingestion.sources.base import CandleSource, SourceBatch
 __all__ = ["CandleSource", "SourceBatch", "make_source"]
 
 
-def make_source(spec: str, *, ccxt_api_url: str | None = None) -> CandleSource:
+def make_source(
+    spec: str,
+    *,
+    ccxt_api_url: str | None = None,
+    ccxt_max_retries: int = 5,
+    ccxt_backoff_seconds: float = 1.0,
+) -> CandleSource:
     """`synthetic[:seed]`, `csv:<folder>` or `ccxt:<exchange id>` -> a source."""
     kind, _, argument = spec.strip().partition(":")
     if kind == "synthetic":
@@ -24,7 +30,12 @@ def make_source(spec: str, *, ccxt_api_url: str | None = None) -> CandleSource:
     if kind == "ccxt" and argument:
         from crypto_assets.ingestion.sources.ccxt_exchange import CcxtSource
 
-        return CcxtSource(argument, api_url=ccxt_api_url)
+        return CcxtSource(
+            argument,
+            api_url=ccxt_api_url,
+            max_retries=ccxt_max_retries,
+            backoff_seconds=ccxt_backoff_seconds,
+        )
     raise UserError(
         f"CRYPTO_ASSETS_SOURCE={spec!r} is not a known source: use synthetic, "
         "csv:<folder> or ccxt:<exchange id> (e.g. ccxt:binance)"

@@ -39,6 +39,9 @@ class CandleSource(ABC):
     #: the value of the `exchange` key column for every row this source produces
     exchange: str
 
+    def preflight(self) -> None:
+        """Raise a UserError now for a mistake `fetch` would otherwise hit mid-run."""
+
     @abstractmethod
     def fetch(
         self, symbols: Sequence[str], timeframe: Timeframe, start: datetime, end: datetime

@@ -56,6 +56,22 @@ class CsvFolderSource(CandleSource):
             )
         return sorted(p for p in self.folder.iterdir() if p.name.lower().endswith(SUFFIXES))
 
+    def preflight(self) -> None:
+        """Check the folder and every file's columns without reading the rows."""
+        for path in self.files():
+            if path.name.lower().endswith(".parquet"):
+                continue  # parquet schemas are checked when read
+            try:
+                header = pd.read_csv(path, nrows=0)
+            except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
+                raise UserError(
+                    f"{path}: cannot be read as a table ({error}): fix or remove the file"
+                ) from None
+            header.columns = [str(c).strip() for c in header.columns]
+            header = self._name_columns(header, path)
+            if "symbol" not in header.columns:
+                _file_symbol(path)
+
     def fetch(
         self, symbols: Sequence[str], timeframe: Timeframe, start: datetime, end: datetime
     ) -> SourceBatch:
@@ -91,12 +107,7 @@ class CsvFolderSource(CandleSource):
         if "symbol" in raw.columns:
             symbols = raw["symbol"].astype(str).map(_normalize_symbol)
         else:
-            symbols = _symbol_from_name(path)
-            if symbols is None:
-                raise UserError(
-                    f"{path}: no symbol column and the file name is not a BASE-QUOTE symbol: "
-                    "add a symbol column or rename the file, e.g. BTC-USD.csv"
-                )
+            symbols = _file_symbol(path)
         refs = pd.Series([f"{path.name}:{line_word} {i + line_offset}" for i in range(len(raw))])
         return make_frame(
             symbols if isinstance(symbols, str) else symbols.reset_index(drop=True),
@@ -122,6 +133,16 @@ class CsvFolderSource(CandleSource):
                 "timestamp, open, high, low, close, volume (and symbol unless the file is named for it)"
             )
         return raw
+
+
+def _file_symbol(path: Path) -> str:
+    symbol = _symbol_from_name(path)
+    if symbol is None:
+        raise UserError(
+            f"{path}: no symbol column and the file name is not a BASE-QUOTE symbol: "
+            "add a symbol column or rename the file, e.g. BTC-USD.csv"
+        )
+    return symbol
 
 
 def _normalize_symbol(text: str) -> str:

@@ -1,0 +1,94 @@
+"""The README's commands, run as a user runs them: the `crypto-assets` console script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = str(Path(sys.executable).with_name("crypto-assets"))
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [SCRIPT, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("crypto-assets: error: ")
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.mark.slow
+def test_demo_then_status(home: Path):
+    demo = run("demo", "--days", "3")
+    assert demo.returncode == 0, demo.stderr
+    for symbol in ["BTC-USD", "ETH-USD", "SOL-USD", "ADA-USD", "DOT-USD", "DOGE-USD"]:
+        assert symbol in demo.stdout
+    assert "raw_ohlc.symbol_coverage passed" in demo.stdout
+    assert "ohlc_quarantine rows: 0" in demo.stdout
+    assert "http://127.0.0.1:3000" in demo.stdout
+    assert (home / "warehouse.duckdb").exists()
+    runs = list((Path(os.environ["DAGSTER_HOME"]) / "history" / "runs").glob("*.db"))
+    assert runs, "the demo's runs are recorded in the Dagster instance"
+
+    status = run("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert status.stdout.count(" ok") == 6
+
+    stale = run("status", env={"CRYPTO_ASSETS_SYMBOLS": "BTC-USD,XRP-USD"})
+    assert stale.returncode == 1
+    assert "XRP-USD missing" in stale.stderr
+
+
+def test_status_on_an_empty_warehouse_says_missing(home: Path):
+    result = run("status")
+    assert result.returncode == 1
+    assert "BTC-USD missing" in result.stderr
+
+
+def test_backfill_narrowed_to_one_symbol(home: Path):
+    from datetime import UTC, datetime, timedelta
+
+    day = (datetime.now(UTC) - timedelta(days=3)).date().isoformat()
+    result = run("backfill", "--start", day, "--end", day, "--symbols", "eth-usd")
+    assert result.returncode == 0, result.stderr
+    assert "1 run(s) recorded" in result.stdout
+    status = run("status")
+    assert "ETH-USD" in status.stdout and "BTC-USD missing" in status.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "needles"),
+    [
+        (["backfill", "--start", "2025-02-30", "--end", "2025-03-01"], {}, ["--start", "YYYY-MM-DD"]),
+        (["backfill", "--start", "2000-01-01", "--end", "2000-01-02"], {}, ["CRYPTO_ASSETS_START"]),
+        (["status"], {"CRYPTO_ASSETS_SOURCE": "kraken"}, ["CRYPTO_ASSETS_SOURCE", "ccxt:"]),
+        (["status"], {"CRYPTO_ASSETS_WAREHOUSE_URL": "postgresql://nobody@127.0.0.1:1/x"}, ["cannot reach"]),
+        (["status"], {"CRYPTO_ASSETS_TIMEFRAME": "7x"}, ["CRYPTO_ASSETS_TIMEFRAME"]),
+        (["status"], {"CRYPTO_ASSETS_SYMBOLS": "BTC_USD"}, ["BASE-QUOTE"]),
+        (["backfill"], {}, ["--start"]),
+    ],
+)
+def test_user_mistakes_are_one_line_and_exit_2(home: Path, args, env, needles):
+    assert_one_line_error(run(*args, env=env), *needles)
+
+
+def test_malformed_csv_is_one_line_naming_the_file(home: Path, tmp_path: Path):
+    from datetime import UTC, datetime, timedelta
+
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    (folder / "BTC-USD.csv").write_text("when,price\n2025-01-01,3\n")
+    day = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
+    result = run("backfill", "--start", day, "--end", day, env={"CRYPTO_ASSETS_SOURCE": f"csv:{folder}"})
+    assert_one_line_error(result, "BTC-USD.csv", "missing column(s)")
