@@ -76,9 +76,7 @@ def test_pages_by_time_across_an_exchange_side_gap(fake: FakeBinance, source: Cc
     assert dict(batch.frame.dtypes) == dict(empty_frame().dtypes)
 
 
-def test_rows_carry_prices_raw_timestamp_and_source_ref(
-    fake: FakeBinance, source: CcxtSource
-) -> None:
+def test_rows_carry_prices_raw_timestamp_and_source_ref(fake: FakeBinance, source: CcxtSource) -> None:
     batch = source.fetch(["ETH-USDT"], TF, DAY, DAY + PAGE)
 
     row = batch.frame.iloc[3]
@@ -86,9 +84,7 @@ def test_rows_carry_prices_raw_timestamp_and_source_ref(
     served = fake.candle("ETHUSDT", "15m", opened)
     assert row["ts"] == pd.Timestamp(opened, unit="ms", tz="UTC")
     assert row["raw_timestamp"] == str(opened)
-    assert [row[c] for c in ["open", "high", "low", "close", "volume"]] == [
-        float(v) for v in served[1:6]
-    ]
+    assert [row[c] for c in ["open", "high", "low", "close", "volume"]] == [float(v) for v in served[1:6]]
     assert row["source_ref"] == f"binance ETH/USDT since={ms(DAY)} row 4"
 
 
@@ -193,9 +189,7 @@ def test_markets_are_loaded_once_and_only_spot(fake: FakeBinance, source: CcxtSo
     source.fetch(["BTC-USDT"], TF, DAY, DAY + PAGE)
     source.fetch(["ETH-USDT"], TF, DAY, DAY + PAGE)
 
-    assert [r.path for r in fake.requests if not r.path.endswith("/klines")] == [
-        "/api/v3/exchangeInfo"
-    ]
+    assert [r.path for r in fake.requests if not r.path.endswith("/klines")] == ["/api/v3/exchangeInfo"]
 
 
 def test_api_url_points_every_endpoint_at_the_given_server(fake: FakeBinance) -> None:

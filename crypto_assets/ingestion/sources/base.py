@@ -39,7 +39,7 @@ class CandleSource(ABC):
     #: the value of the `exchange` key column for every row this source produces
     exchange: str
 
-    def preflight(self) -> None:
+    def preflight(self) -> None:  # noqa: B027 - optional hook, most sources have nothing to check
         """Raise a UserError now for a mistake `fetch` would otherwise hit mid-run."""
 
     @abstractmethod
