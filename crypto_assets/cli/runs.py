@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -11,12 +13,17 @@ from dagster import (
     AssetKey,
     AssetSelection,
     DagsterInstance,
+    DagsterRunStatus,
     ExecuteInProcessResult,
+    RunsFilter,
     materialize,
 )
 
 from crypto_assets.errors import UserError
 
+LAUNCHED_BY = "crypto_assets/launched_by"
+PID_TAG = "crypto_assets/pid"
+HOST_TAG = "crypto_assets/host"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
@@ -59,6 +66,7 @@ def materialize_days(
 ) -> RangeRunOutcome:
     """One single-run backfill per chunk of days, each recorded in `instance` like a UI backfill."""
     outcome = RangeRunOutcome()
+    release_abandoned_runs(instance)
     run_config: dict = dict(QUIET_LOGS)
     if symbols:
         run_config["ops"] = {"raw_ohlc": {"config": {"symbols": list(symbols)}}}
@@ -72,7 +80,9 @@ def materialize_days(
             tags={
                 "dagster/asset_partition_range_start": first.isoformat(),
                 "dagster/asset_partition_range_end": last.isoformat(),
-                "crypto_assets/launched_by": "crypto-assets cli",
+                LAUNCHED_BY: "crypto-assets cli",
+                PID_TAG: str(os.getpid()),
+                HOST_TAG: socket.gethostname(),
             },
             raise_on_error=False,
         )
@@ -85,6 +95,38 @@ def materialize_days(
         if outcome.user_errors:
             break  # a configuration or input mistake fails every chunk the same way
     return outcome
+
+
+def release_abandoned_runs(instance: DagsterInstance) -> list[str]:
+    """Fail CLI runs whose process is gone (killed, power loss) and free their pool slots.
+
+    In-process runs hold a slot of the `warehouse_writes` pool while they write; a killed
+    process never gives it back, and the next run would wait forever. The daemon's run
+    monitoring does this for daemon-launched runs; CLI runs have no daemon watching them.
+    """
+    released = []
+    in_flight = RunsFilter(
+        statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING],
+        tags={LAUNCHED_BY: "crypto-assets cli", HOST_TAG: socket.gethostname()},
+    )
+    for run in instance.get_runs(filters=in_flight):
+        pid = int(run.tags.get(PID_TAG, "0"))
+        if pid and _process_alive(pid):
+            continue
+        instance.report_run_failed(run, f"process {pid} that ran it is gone (killed?)")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        released.append(run.run_id)
+    return released
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _failures(result: ExecuteInProcessResult) -> list[tuple[str, bool]]:

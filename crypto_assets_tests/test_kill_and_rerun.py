@@ -1,0 +1,69 @@
+"""A backfill killed with SIGKILL mid-way, then re-run, ends exactly like a clean run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+
+from crypto_assets.warehouse import Warehouse
+from crypto_assets_tests.helpers import materialize_raw, table_fingerprint
+from crypto_assets_tests.test_cli import SCRIPT
+
+SYMBOLS = ",".join(f"S{i:02d}-USD" for i in range(60))
+DAYS = 12
+COLUMNS = ["exchange", "symbol", "timeframe", "ts", "open", "high", "low", "close", "volume"]
+
+
+def _days_written(instance: DagsterInstance) -> int:
+    runs = instance.get_runs(limit=1)
+    if not runs:
+        return 0
+    try:
+        logs = instance.all_logs(runs[0].run_id)
+    except Exception:  # the run's event log may not exist yet
+        return 0
+    return sum(1 for event in logs if " written: " in (event.user_message or ""))
+
+
+@pytest.mark.slow
+def test_sigkill_mid_backfill_then_rerun_equals_clean_run(warehouse_url: str, home: Path, tmp_path: Path):
+    first = (datetime.now(UTC) - timedelta(days=40)).date()
+    last = first + timedelta(days=DAYS - 1)
+    env = {**os.environ, "CRYPTO_ASSETS_WAREHOUSE_URL": warehouse_url, "CRYPTO_ASSETS_SYMBOLS": SYMBOLS}
+    command = [SCRIPT, "backfill", "--start", first.isoformat(), "--end", last.isoformat()]
+
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    with DagsterInstance.get() as instance:
+        deadline = time.monotonic() + 120
+        while _days_written(instance) < 3 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert process.poll() is None, "the backfill ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)  # the whole process tree, as an OOM kill or power loss would
+    process.wait()
+
+    warehouse = Warehouse(warehouse_url)
+    per_day = warehouse.query("SELECT CAST(ts AS DATE) AS day, count(*) AS n FROM raw_ohlc GROUP BY 1")
+    assert 3 <= len(per_day) < DAYS, "killed mid-way: some days written, not all"
+    assert set(per_day["n"]) == {60 * 96}, "each day is all or nothing"
+
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+
+    clean_url = f"duckdb:///{tmp_path / 'clean.duckdb'}"
+    clean = materialize_raw(
+        clean_url, first_day=first.isoformat(), last_day=last.isoformat(), symbols=SYMBOLS
+    )
+    assert clean.success
+    expected = table_fingerprint(Warehouse(clean_url), "raw_ohlc", COLUMNS)
+    assert expected[0] == 60 * 96 * DAYS
+    assert table_fingerprint(warehouse, "raw_ohlc", COLUMNS) == expected
+    warehouse.dispose()
