@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -42,13 +43,17 @@ def test_sigkill_mid_backfill_then_rerun_equals_clean_run(warehouse_url: str, ho
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    with DagsterInstance.get() as instance:
-        deadline = time.monotonic() + 120
-        while _days_written(instance) < 3 and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-    assert process.poll() is None, "the backfill ended before it could be killed"
-    os.killpg(process.pid, signal.SIGKILL)  # the whole process tree, as an OOM kill or power loss would
-    process.wait()
+    try:
+        with DagsterInstance.get() as instance:
+            deadline = time.monotonic() + 120
+            while _days_written(instance) < 3 and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+        assert process.poll() is None, "the backfill ended before it could be killed"
+    finally:
+        # the whole process tree, as an OOM kill or a power loss would
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
     warehouse = Warehouse(warehouse_url)
     per_day = warehouse.query("SELECT CAST(ts AS DATE) AS day, count(*) AS n FROM raw_ohlc GROUP BY 1")

@@ -10,13 +10,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 
 from crypto_assets.ingestion.sources import CandleSource
 from crypto_assets.ingestion.validation import validate
 from crypto_assets.market import Timeframe
 from crypto_assets.warehouse import Warehouse
-from crypto_assets.warehouse.candles import WriteCounts, upsert_candles, upsert_quarantine
+from crypto_assets.warehouse.bulk import to_arrow
+from crypto_assets.warehouse.candles import WriteCounts, stored_days, upsert_candles, upsert_quarantine
+from crypto_assets.warehouse.schema import KEY_COLUMNS, VALUE_COLUMNS
 
 
 @dataclass
@@ -65,25 +68,35 @@ def load_window(
     report = LoadReport(rows_in=checked.rows_in, merged=checked.merged, failures=dict(batch.failures))
 
     days = _days(start, end)
-    candle_day = candles["ts"].dt.floor("D")
+    # one Arrow table ordered by day (stable: symbol, ts order kept inside a day), sliced per day
+    candle_day = candles["ts"].dt.floor("D").dt.tz_convert(None).to_numpy()
+    order = np.argsort(candle_day, kind="stable")
+    candle_day = candle_day[order]
+    table = to_arrow(candles[KEY_COLUMNS + VALUE_COLUMNS].iloc[order])
+    day_values = np.array([d.to_datetime64() for d in days], dtype=candle_day.dtype)
+    lows = np.searchsorted(candle_day, day_values, side="left")
+    highs = np.searchsorted(candle_day, day_values, side="right")
     quarantine_day = quarantine["ts"].dt.floor("D")
-    for index, day in enumerate(days):
-        day_rows = candles[candle_day == day]
-        # rows without a readable timestamp belong to no day: write them with the first
-        day_quarantine = quarantine[
-            (quarantine_day == day) | (quarantine_day.isna() if index == 0 else False)
-        ]
-        with warehouse.begin() as connection:
-            counts = upsert_candles(connection, day_rows)
-            counts.quarantined = upsert_quarantine(connection, day_quarantine, run_id)
-        report.counts += counts
-        if on_day:
-            on_day(day.strftime("%Y-%m-%d"), counts)
-    # quarantined rows dated outside the window (e.g. in the future) are kept as well
-    outside = quarantine[quarantine_day.notna() & ~quarantine_day.isin(days)]
-    if len(outside):
-        with warehouse.begin() as connection:
-            report.counts.quarantined += upsert_quarantine(connection, outside, run_id)
+    with warehouse.session() as connection:
+        with connection.begin():
+            stored = stored_days(connection, source.exchange, timeframe.name, list(symbols), start, end)
+        for index, day in enumerate(days):
+            day_rows = table.slice(lows[index], highs[index] - lows[index])
+            # rows without a readable timestamp belong to no day: write them with the first
+            day_quarantine = quarantine[
+                (quarantine_day == day) | (quarantine_day.isna() if index == 0 else False)
+            ]
+            with connection.begin():
+                counts = upsert_candles(connection, day_rows, nothing_stored=day not in stored)
+                counts.quarantined = upsert_quarantine(connection, day_quarantine, run_id)
+            report.counts += counts
+            if on_day:
+                on_day(day.strftime("%Y-%m-%d"), counts)
+        # quarantined rows dated outside the window (e.g. in the future) are kept as well
+        outside = quarantine[quarantine_day.notna() & ~quarantine_day.isin(days)]
+        if len(outside):
+            with connection.begin():
+                report.counts.quarantined += upsert_quarantine(connection, outside, run_id)
 
     report.per_symbol = _per_symbol(candles, quarantine, symbols)
     report.quarantine_reasons = quarantine["reason"].value_counts().to_dict() if len(quarantine) else {}

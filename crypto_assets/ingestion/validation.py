@@ -6,7 +6,7 @@ row, or the quarantine with its reason(s). `Validated.reconciles()` states that 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,46 +33,56 @@ def validate(
 ) -> Validated:
     """Split a source frame (the `sources.base` contract) into candles and quarantined rows."""
     frame = frame.reset_index(drop=True)
-    reasons = pd.Series("", index=frame.index, dtype=object)
+    bad = np.zeros(len(frame), dtype=bool)
+    notes: list[tuple[np.ndarray, str | Callable[[pd.DataFrame], pd.Series]]] = []
 
-    def flag(mask: pd.Series | np.ndarray, reason: str | pd.Series) -> None:
+    def flag(mask: pd.Series | np.ndarray, reason: str | Callable[[pd.DataFrame], pd.Series]) -> None:
+        """Mark rows; a callable reason is called with the flagged rows only (most batches have none)."""
         mask = np.asarray(mask, dtype=bool)
-        if not mask.any():
-            return
-        text = reason[mask] if isinstance(reason, pd.Series) else reason
-        current = reasons[mask]
-        reasons[mask] = np.where(current == "", text, current + "; " + text)
+        if mask.any():
+            bad[mask] = True
+            notes.append((mask, reason))
 
-    symbol = frame["symbol"].astype(object)
-    unknown = ~symbol.isin(list(known_symbols))
-    flag(unknown, "unknown symbol " + symbol.astype(str) + ": add it to CRYPTO_ASSETS_SYMBOLS")
+    unknown = ~frame["symbol"].isin(list(known_symbols)).to_numpy(dtype=bool, na_value=False)
+    flag(
+        unknown,
+        lambda rows: "unknown symbol " + rows["symbol"].astype(str) + ": add it to CRYPTO_ASSETS_SYMBOLS",
+    )
 
     ts = frame["ts"]
-    flag(ts.isna(), "unparseable timestamp " + frame["raw_timestamp"].astype(str).map(repr))
+    valid_ts = ts.notna().to_numpy()
+    flag(~valid_ts, lambda rows: "unparseable timestamp " + rows["raw_timestamp"].astype(str).map(repr))
     for column in PRICE_COLUMNS:
         flag(frame[column].isna(), f"missing or non-numeric {column}")
-    prices = frame[["open", "high", "low", "close"]]
-    flag((prices <= 0).any(axis=1), "non-positive price")
-    flag(frame["high"] < frame[["open", "close"]].max(axis=1), "high below max(open, close)")
-    flag(frame["low"] > frame[["open", "close"]].min(axis=1), "low above min(open, close)")
-    flag(frame["volume"] < 0, "negative volume")
+    open_, high, low, close = (frame[c].to_numpy() for c in ("open", "high", "low", "close"))
+    flag((open_ <= 0) | (high <= 0) | (low <= 0) | (close <= 0), "non-positive price")
+    flag(high < np.fmax(open_, close), "high below max(open, close)")
+    flag(low > np.fmin(open_, close), "low above min(open, close)")
+    flag(frame["volume"].to_numpy() < 0, "negative volume")
 
     nanos = ts.to_numpy(dtype="datetime64[ns]").view("int64")
-    valid_ts = ts.notna().to_numpy()
     off_grid = valid_ts & (nanos % (timeframe.seconds * 10**9) != 0)
     flag(off_grid, f"timestamp not on the {timeframe} grid")
     now_ts = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz="UTC")
-    future = valid_ts & (ts > now_ts).to_numpy()
+    future = valid_ts & (nanos > now_ts.value)
     flag(future, "timestamp in the future")
-    forming = valid_ts & ~future & ((ts + timeframe.delta) > now_ts).to_numpy()
+    forming = valid_ts & ~future & (nanos + timeframe.seconds * 10**9 > now_ts.value)
     flag(forming, f"bar still forming (a {timeframe} bar closes after {now_ts:%Y-%m-%d %H:%M} UTC)")
 
-    good = frame[reasons == ""]
+    good = frame[~bad]
     candles, conflicted, merged = _merge_duplicates(good)
     flag(frame.index.isin(conflicted.index), "conflicting values for the same bar")
 
-    quarantine = frame[reasons != ""].copy()
-    quarantine["reason"] = reasons[reasons != ""]
+    quarantine = frame[bad].copy()
+    reasons = pd.Series("", index=quarantine.index, dtype=object)
+    for mask, reason in notes:
+        rows = mask[bad]
+        if not rows.any():
+            continue
+        text = reason(quarantine[rows]).to_numpy(dtype=object) if callable(reason) else reason
+        current = reasons[rows].to_numpy(dtype=object)
+        reasons[rows] = np.where(current == "", text, current + "; " + text)
+    quarantine["reason"] = reasons
     return Validated(candles=candles, quarantine=quarantine, merged=merged, rows_in=len(frame))
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
+import psycopg
+import pyarrow as pa
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from crypto_assets.warehouse.bulk import drop_staged, stage_frame
+from crypto_assets.warehouse.bulk import append_frame, drop_staged, stage_frame, to_arrow
 from crypto_assets.warehouse.schema import KEY_COLUMNS, VALUE_COLUMNS
 
 QUARANTINE_COLUMNS = [
@@ -42,16 +46,27 @@ def _values_differ(left: str, right: str) -> str:
     return " OR ".join(f"{left}.{column} IS DISTINCT FROM {right}.{column}" for column in VALUE_COLUMNS)
 
 
-def upsert_candles(connection: Connection, candles: pd.DataFrame) -> WriteCounts:
+def upsert_candles(
+    connection: Connection, candles: pd.DataFrame | pa.Table, *, nothing_stored: bool = False
+) -> WriteCounts:
     """Insert new bars and update changed ones, in the caller's transaction.
 
-    `candles` holds KEY_COLUMNS + VALUE_COLUMNS with unique keys (validation merged duplicates).
+    `candles` holds KEY_COLUMNS + VALUE_COLUMNS with unique keys (validation merged duplicates);
+    `nothing_stored` says the caller knows none of their keys is stored (then they are appended).
     """
-    if candles.empty:
+    if len(candles) == 0:
         return WriteCounts()
-    frame = candles[KEY_COLUMNS + VALUE_COLUMNS].copy()
-    frame["loaded_at"] = pd.Timestamp(datetime.now(UTC))
+    if isinstance(candles, pd.DataFrame):
+        candles = to_arrow(candles[KEY_COLUMNS + VALUE_COLUMNS])
+    frame = candles.select(KEY_COLUMNS + VALUE_COLUMNS)
+    now = np.full(len(frame), np.datetime64(datetime.now(UTC).replace(tzinfo=None), "us"))
+    frame = frame.append_column("loaded_at", pa.array(now, type=pa.timestamp("us", tz="UTC")))
+    if nothing_stored and _append_new(connection, frame):
+        return WriteCounts(inserted=len(frame))
     stage_frame(connection, frame, "staged_ohlc", "raw_ohlc")
+    if connection.dialect.name == "postgresql":
+        # a fresh temp table has no statistics: without them the planner hashes all of raw_ohlc
+        connection.exec_driver_sql("ANALYZE staged_ohlc")
     try:
         inserted, updated = connection.exec_driver_sql(
             f"""
@@ -72,8 +87,45 @@ def upsert_candles(connection: Connection, candles: pd.DataFrame) -> WriteCounts
     finally:
         drop_staged(connection, "staged_ohlc")
     return WriteCounts(
-        inserted=int(inserted), updated=int(updated), unchanged=len(frame) - inserted - updated
+        inserted=int(inserted), updated=int(updated), unchanged=len(frame) - int(inserted) - int(updated)
     )
+
+
+def stored_days(
+    connection: Connection, exchange: str, timeframe: str, symbols: list[str], start: datetime, end: datetime
+) -> set[pd.Timestamp]:
+    """UTC days of [start, end) for which raw_ohlc holds any bar of `symbols` (one query per load)."""
+    query = sa.text(
+        "SELECT DISTINCT date_trunc('day', ts) FROM raw_ohlc WHERE exchange = :exchange "
+        "AND timeframe = :timeframe AND symbol IN :symbols AND ts >= :start AND ts < :end"
+    ).bindparams(sa.bindparam("symbols", expanding=True))
+    params = {
+        "exchange": exchange,
+        "timeframe": timeframe,
+        "symbols": list(symbols),
+        "start": start,
+        "end": end,
+    }
+    return {
+        pd.Timestamp(day).tz_convert("UTC") if pd.Timestamp(day).tzinfo else pd.Timestamp(day, tz="UTC")
+        for (day,) in connection.execute(query, params)
+    }
+
+
+def _append_new(connection: Connection, frame: pa.Table) -> bool:
+    """Bulk-append bars none of which is stored; False (and nothing written) if another writer got there
+    first, so the caller falls back to the upsert. DuckDB has a single writer per file."""
+    if connection.dialect.name == "duckdb":
+        append_frame(connection, frame, "raw_ohlc")
+        return True
+    savepoint = connection.begin_nested()
+    try:
+        append_frame(connection, frame, "raw_ohlc")
+    except psycopg.errors.UniqueViolation:
+        savepoint.rollback()
+        return False
+    savepoint.commit()
+    return True
 
 
 def upsert_quarantine(connection: Connection, rows: pd.DataFrame, run_id: str | None) -> int:

@@ -74,6 +74,19 @@ class Warehouse:
             yield connection
 
     @contextmanager
+    def session(self) -> Iterator[Connection]:
+        """One connection for several transactions (`with connection.begin():` each).
+
+        On DuckDB it holds the file (and its lock) until the block ends, instead of reopening the
+        database, and checkpointing it on close, once per transaction.
+        """
+        with self._translate_errors(), self.engine.connect() as connection:
+            if self.is_duckdb:
+                connection.exec_driver_sql("SET TimeZone = 'UTC'")
+                connection.commit()
+            yield connection
+
+    @contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection for queries only (read-only on DuckDB when the file exists)."""
         if self.is_duckdb and self._duckdb_file_exists():

@@ -1,0 +1,1 @@
+"""Benchmarks of crypto_assets: run one as `python benchmarks/<name>.py` (see its docstring)."""
