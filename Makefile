@@ -7,12 +7,14 @@ STAMP := $(VENV)/.installed
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test lint dev status bench clean
+.PHONY: install demo test lint dev status bench bench-windows dbt dbt-parse clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# the dbt manifest Dagster builds the transform assets from (offline `dbt parse`)
+	$(BIN)/python -m crypto_assets.transform prepare
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -37,5 +39,16 @@ status: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 
+bench-windows: $(STAMP)
+	$(BIN)/python benchmarks/windows.py
+
+# dbt by hand on the configured warehouse, e.g. make dbt ARGS="build --select ohlc_1h"
+dbt: $(STAMP)
+	$(BIN)/python -m crypto_assets.transform $(ARGS)
+
+# rewrite the manifest after editing dbt_project/ (loading the code location also does it)
+dbt-parse: $(STAMP)
+	$(BIN)/python -m crypto_assets.transform prepare --force
+
 clean:
-	rm -rf $(VENV) .crypto_assets *.egg-info
+	rm -rf $(VENV) .crypto_assets *.egg-info dbt_project/target dbt_project/logs

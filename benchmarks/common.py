@@ -28,6 +28,7 @@ from tabulate import tabulate
 from crypto_assets.ingestion.sources.base import CandleSource, SourceBatch
 from crypto_assets.ingestion.sources.synthetic import SyntheticSource
 from crypto_assets.market import Timeframe
+from crypto_assets.warehouse.bulk import to_arrow
 
 #: Benchmarks load a fixed window so runs are comparable: it starts here.
 BENCH_START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -97,17 +98,8 @@ class PrebuiltSource(CandleSource):
 
 
 def arrow_table(frame: pd.DataFrame) -> pa.Table:
-    """`frame` as Arrow with microsecond UTC timestamps and plain strings (what both engines store)."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    fields = []
-    for item in table.schema:
-        if pa.types.is_timestamp(item.type):
-            fields.append(pa.field(item.name, pa.timestamp("us", tz="UTC")))
-        elif pa.types.is_large_string(item.type) or pa.types.is_string_view(item.type):
-            fields.append(pa.field(item.name, pa.string()))
-        else:
-            fields.append(item)
-    return table.cast(pa.schema(fields))
+    """`frame` as Arrow exactly as the warehouse layer stages it (microsecond UTC timestamps)."""
+    return to_arrow(frame)
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------------

@@ -10,11 +10,12 @@ import pandas as pd
 from dagster import DagsterInstance, ExecuteInProcessResult, materialize
 
 from crypto_assets.ingestion.assets import build_raw_ohlc
+from crypto_assets.market import Timeframe
 from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource
 from crypto_assets.warehouse import Warehouse
 
 SIX = "BTC-USD,ETH-USD,SOL-USD,ADA-USD,DOT-USD,DOGE-USD"
-RAW_OHLC = build_raw_ohlc(date(2025, 1, 1))
+RAW_OHLC = build_raw_ohlc(date(2025, 1, 1), Timeframe.parse("15m"))
 
 
 def materialize_raw(

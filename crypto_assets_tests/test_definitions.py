@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from dagster import AssetKey
+from dagster import AssetKey, instance_for_test
 
 
 def test_loading_the_code_location_does_not_import_heavy_libraries():
@@ -20,8 +20,14 @@ def test_loading_the_code_location_does_not_import_heavy_libraries():
 def test_raw_ohlc_is_daily_partitioned_in_the_ingestion_group_with_its_checks():
     from crypto_assets.definitions import defs
 
-    spec = next(s for s in defs.resolve_all_asset_specs() if s.key == AssetKey("raw_ohlc"))
+    with instance_for_test():  # resolving definitions consults the current instance
+        specs = defs.resolve_all_asset_specs()
+        graph = defs.resolve_asset_graph()
+    spec = next(s for s in specs if s.key == AssetKey("raw_ohlc"))
     assert spec.group_name == "ingestion"
     assert spec.partitions_def.timezone == "UTC"
-    checks = {key.name for key in defs.resolve_asset_graph().asset_check_keys if key.asset_key == spec.key}
-    assert "symbol_coverage" in checks
+    checks = {key.name for key in graph.asset_check_keys if key.asset_key == spec.key}
+    assert checks >= {"symbol_coverage", "raw_ohlc_expectations", "raw_ohlc_gaps", "raw_ohlc_outlier_moves"}
+    assert spec.freshness_policy is not None
+    schedule = defs.resolve_schedule_def("raw_ohlc_after_each_bar")
+    assert schedule.cron_schedule == "1,16,31,46 * * * *"

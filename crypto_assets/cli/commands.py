@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import sys
@@ -51,8 +53,9 @@ def _load(
     downstream: bool,
     days_per_run: int,
 ) -> RangeRunOutcome:
-    from crypto_assets.definitions import defs
+    from crypto_assets.definitions import defs, transform
 
+    resources = {**transform.resources, **resources}  # + the dbt CLI resource
     ensure_dagster_home()
     _check_range(settings, start, end)
     _preflight(resources)
@@ -63,6 +66,8 @@ def _load(
     with (
         DagsterInstance.get() as instance,
         tqdm(total=total_days, unit="day", desc="raw_ohlc", file=sys.stderr, disable=None) as progress,
+        # dbt echoes its log to stdout; it stays in dbt_project/target/base_<tf>/*/dbt.log
+        contextlib.redirect_stdout(io.StringIO()),
     ):
 
         def on_chunk(first: date, last: date, result: ExecuteInProcessResult) -> None:
@@ -104,6 +109,11 @@ def run_backfill(
 ) -> int:
     settings = load_settings()
     resources = build_resources(settings, as_env_vars=False)
+    if timeframe and downstream and Timeframe.parse(timeframe) != settings.timeframe:
+        raise UserError(
+            f"--downstream builds the models of CRYPTO_ASSETS_TIMEFRAME={settings.timeframe}, not "
+            f"--timeframe {timeframe}: set CRYPTO_ASSETS_TIMEFRAME={timeframe} instead"
+        )
     if timeframe:
         resources["market"] = MarketResource(
             symbols=",".join(settings.symbols), timeframe=Timeframe.parse(timeframe).name
@@ -179,10 +189,20 @@ def run_demo(*, days: int) -> int:
     print("\nraw_ohlc rows per symbol")
     print(rows.to_string(index=False))
     print(f"ohlc_quarantine rows: {quarantined}")
+    _print_models(warehouse)
     _print_checks(outcome)
     print(f"\ndagster instance: {os.environ['DAGSTER_HOME']} ({len(outcome.run_ids)} run(s))")
     print(f"next: {UI_HINT}; `crypto-assets status` for freshness")
     return _report_failures(outcome)
+
+
+def _print_models(warehouse) -> None:
+    from crypto_assets.definitions import transform
+    from crypto_assets.transform.summary import model_summary
+
+    tables = [key.path[-1] for asset in transform.assets for key in asset.keys]
+    print("\ndbt models (group transform): rows, and buckets missing base bars / still open")
+    print(model_summary(warehouse, tables).to_string(index=False))
 
 
 def _print_checks(outcome: RangeRunOutcome) -> None:

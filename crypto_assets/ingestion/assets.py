@@ -1,7 +1,7 @@
 """The raw_ohlc asset: base-timeframe candles of every configured symbol, one UTC day per partition."""
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 
 from dagster import (
     AssetCheckResult,
@@ -12,6 +12,7 @@ from dagster import (
     BackfillPolicy,
     Config,
     Failure,
+    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -20,7 +21,7 @@ from pydantic import Field
 
 from crypto_assets.ingestion.load import LoadReport, load_window
 from crypto_assets.ingestion.partitions import daily_partitions
-from crypto_assets.market import parse_symbols
+from crypto_assets.market import Timeframe, parse_symbols
 from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource
 from crypto_assets.warehouse.coverage import window_coverage
 
@@ -35,7 +36,9 @@ class RawOhlcConfig(Config):
     )
 
 
-def build_raw_ohlc(start: date) -> AssetsDefinition:
+def build_raw_ohlc(start: date, timeframe: Timeframe) -> AssetsDefinition:
+    """raw_ohlc with daily partitions from `start`, expected fresh within a few `timeframe` bars."""
+
     @asset(
         name="raw_ohlc",
         group_name="ingestion",
@@ -43,6 +46,10 @@ def build_raw_ohlc(start: date) -> AssetsDefinition:
         backfill_policy=BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
         kinds={"python", "sql"},
+        freshness_policy=FreshnessPolicy.time_window(
+            warn_window=2 * timeframe.delta + timedelta(minutes=5),
+            fail_window=4 * timeframe.delta + timedelta(minutes=5),
+        ),
         check_specs=[
             AssetCheckSpec(
                 COVERAGE_CHECK,
@@ -73,7 +80,7 @@ def build_raw_ohlc(start: date) -> AssetsDefinition:
                 "CRYPTO_ASSETS_SYMBOLS before loading them"
             )
         window = context.partition_time_window
-        timeframe = market.base_timeframe
+        base = market.base_timeframe
         db = warehouse.open()
         candle_source = source.open()
         now = market.now()
@@ -86,7 +93,7 @@ def build_raw_ohlc(start: date) -> AssetsDefinition:
             candle_source,
             symbols=symbols,
             known_symbols=known,
-            timeframe=timeframe,
+            timeframe=base,
             start=window.start,
             end=window.end,
             now=now,
@@ -100,7 +107,7 @@ def build_raw_ohlc(start: date) -> AssetsDefinition:
             db,
             exchange=candle_source.exchange,
             symbols=symbols,
-            timeframe=timeframe,
+            timeframe=base,
             start=window.start,
             end=window.end,
             now=now,

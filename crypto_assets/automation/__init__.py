@@ -1,0 +1,1 @@
+"""Automation domain: schedules and sensors that keep the graph fresh."""

@@ -1,0 +1,181 @@
+"""The dbt models as Dagster assets: group "transform", downstream of raw_ohlc.
+
+- one `@dbt_assets` multi-asset built from the manifest prepared for the base timeframe
+  (crypto_assets.transform.project); dbt tests become asset checks on their models;
+- the dbt source `warehouse.raw_ohlc` is the Dagster asset `raw_ohlc`, so the UI shows
+  raw_ohlc -> ohlc_1h, ohlc_4h, ohlc_1d, ohlc_today, ohlc_recent;
+- each model rebuilds when raw_ohlc gets new data (declarative automation, evaluated by the
+  `transform_automation` sensor), in the `warehouse_writes` pool like every warehouse writer;
+- `full_refresh` in run config, or the run tag `crypto_assets/dbt_full_refresh=true`, runs
+  `dbt build --full-refresh` (rebuilds the incremental resampled models from scratch).
+
+Importing this module imports dagster_dbt (which imports dbt-core): only definitions.py does.
+"""
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AutomationCondition,
+    AutomationConditionSensorDefinition,
+    Config,
+    DefaultSensorStatus,
+    Failure,
+    MaterializeResult,
+    Output,
+)
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+from pydantic import Field
+
+from crypto_assets.ingestion.assets import WAREHOUSE_POOL
+from crypto_assets.market import Timeframe
+from crypto_assets.resources import WarehouseResource
+from crypto_assets.transform.dbt_profile import patched_environ, vars_args
+from crypto_assets.transform.project import dbt_environment, prepare_manifest, prune_invocations
+from crypto_assets.transform.resources import build_dbt_resources, dbt_project
+
+TRANSFORM_GROUP = "transform"
+RAW_OHLC = AssetKey("raw_ohlc")
+FULL_REFRESH_TAG = "crypto_assets/dbt_full_refresh"
+AUTOMATION_SENSOR = "transform_automation"
+
+# eager() without `~any_deps_missing`: raw_ohlc has a daily partition for every day since
+# CRYPTO_ASSETS_START and a deployment rarely loads them all, so "any partition missing" would
+# block the models forever. A model rebuilds after any raw_ohlc partition is updated (or when
+# the model itself goes missing), once nothing upstream or itself is still running.
+REBUILD_ON_NEW_CANDLES = (
+    AutomationCondition.eager()
+    .without(~AutomationCondition.any_deps_missing())
+    .with_label("rebuild when raw_ohlc updates")
+)
+
+
+class DbtBuildConfig(Config):
+    full_refresh: bool = Field(
+        default=False,
+        description="Run `dbt build --full-refresh`: rebuild the incremental resampled models from scratch.",
+    )
+
+
+class TransformTranslator(DagsterDbtTranslator):
+    """dbt source warehouse.raw_ohlc -> AssetKey("raw_ohlc"); models in group "transform"."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        if dbt_resource_props["resource_type"] == "source" and dbt_resource_props["name"] == "raw_ohlc":
+            return RAW_OHLC
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return TRANSFORM_GROUP
+
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> AutomationCondition | None:
+        return REBUILD_ON_NEW_CANDLES if dbt_resource_props["resource_type"] == "model" else None
+
+
+@dataclass
+class Transform:
+    """What the transform domain adds to the Definitions."""
+
+    assets: list[AssetsDefinition]
+    sensors: list[AutomationConditionSensorDefinition]
+    resources: dict = field(default_factory=dict)
+
+
+def build_transform(base_timeframe: Timeframe, warehouse_url: str) -> Transform:
+    """The dbt assets for `base_timeframe`, preparing the manifest first if it is missing or stale
+    (normally done at install time; see crypto_assets.transform.project)."""
+    manifest = prepare_manifest(base_timeframe, warehouse_url)
+    project = dbt_project(base_timeframe)
+
+    @dbt_assets(
+        manifest=manifest,
+        project=project,
+        dagster_dbt_translator=TransformTranslator(),
+        name="transform_dbt",
+        pool=WAREHOUSE_POOL,
+    )
+    def transform_dbt(
+        context: AssetExecutionContext,
+        config: DbtBuildConfig,
+        dbt: DbtCliResource,
+        warehouse: WarehouseResource,
+    ) -> Iterator[Output | MaterializeResult | AssetCheckResult]:
+        db = warehouse.open()  # reachable, and raw_ohlc exists even before the first load
+        db.dispose()
+        args = ["build", *vars_args(base_timeframe)]
+        if wants_full_refresh(config, context.run.tags):
+            args.append("--full-refresh")
+        context.log.info(f"dbt {' '.join(args)} on {db.describe()}")
+        with patched_environ(dbt_environment(warehouse.url, base_timeframe)):
+            invocation = dbt.cli(args, context=context, raise_on_error=False)
+        # Events are collected and released when dbt has exited: on DuckDB the warehouse file
+        # is dbt's until then, and the row counts are read after it.
+        events = list(invocation.stream())
+        yield from _with_row_counts(context, events, warehouse)
+        prune_invocations(base_timeframe)
+        if not invocation.is_successful():
+            raise Failure(description=_failure_summary(invocation))
+
+    sensor = AutomationConditionSensorDefinition(
+        AUTOMATION_SENSOR,
+        target=[transform_dbt],
+        # On by default: the promise of the models is that they follow raw_ohlc without anyone
+        # launching them. It only evaluates conditions (cheap) and launches a run after raw_ohlc
+        # changed; the runs wait for the warehouse_writes slot, so they never collide with a load.
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description="Rebuilds the dbt models after raw_ohlc gets new candles.",
+    )
+    return Transform(assets=[transform_dbt], sensors=[sensor], resources=build_dbt_resources(base_timeframe))
+
+
+def wants_full_refresh(config: DbtBuildConfig, tags: Mapping[str, str]) -> bool:
+    """Run config `full_refresh: true`, or the run tag crypto_assets/dbt_full_refresh=true (handy
+    from the UI's "Materialize" dialog or a backfill's tags)."""
+    return config.full_refresh or tags.get(FULL_REFRESH_TAG, "").strip().lower() in ("true", "1", "yes")
+
+
+def _with_row_counts(
+    context: AssetExecutionContext, events: list, warehouse: WarehouseResource
+) -> Iterator[Output | MaterializeResult | AssetCheckResult]:
+    tables = {
+        event.output_name: context.asset_key_for_output(event.output_name).path[-1]
+        for event in events
+        if isinstance(event, Output)
+    }
+    counts: dict[str, int] = {}
+    if tables:
+        db = warehouse.open()
+        try:
+            for output_name, table in tables.items():
+                counts[output_name] = int(db.query(f'SELECT count(*) AS n FROM "{table}"')["n"].iloc[0])
+        finally:
+            db.dispose()
+    for event in events:
+        if isinstance(event, Output) and event.output_name in counts:
+            event = event.with_metadata({**event.metadata, "dagster/row_count": counts[event.output_name]})
+        yield event
+
+
+def _failure_summary(invocation) -> str:
+    try:
+        results = invocation.get_artifact("run_results.json")["results"]
+    except Exception:  # no artifact when dbt failed before running anything
+        return "dbt build failed before running any node: see the step's dbt log for the cause"
+    nodes = invocation.manifest.get("nodes", {})
+    failed = []
+    for result in results:
+        if result["status"] not in ("error", "fail", "runtime error"):
+            continue
+        node = nodes.get(result["unique_id"], {})
+        name = node.get("name") or result["unique_id"]
+        attached = (node.get("attached_node") or "").rsplit(".", 1)[-1]
+        message = (result.get("message") or "").strip().splitlines()
+        reason = message[0][:160] if message else result["status"]
+        failed.append(f"{attached + '.' if attached else ''}{name} ({reason})")
+    return "dbt build failed: " + ("; ".join(failed) or "see the step's dbt log")

@@ -1,0 +1,2 @@
+{{ config(indexes=window_indexes()) }}
+{{ recent_window(hours=24 * 7) }}
