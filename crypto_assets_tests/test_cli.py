@@ -34,7 +34,10 @@ def test_demo_then_status(home: Path):
     assert demo.returncode == 0, demo.stderr
     for symbol in ["BTC-USD", "ETH-USD", "SOL-USD", "ADA-USD", "DOT-USD", "DOGE-USD"]:
         assert symbol in demo.stdout
-    assert "raw_ohlc.symbol_coverage passed" in demo.stdout
+    for check in ["symbol_coverage", "raw_ohlc_expectations", "raw_ohlc_gaps", "raw_ohlc_outlier_moves"]:
+        assert f"raw_ohlc.{check} passed" in demo.stdout
+    for model in ["ohlc_1h", "ohlc_4h", "ohlc_1d", "ohlc_today", "ohlc_recent"]:
+        assert f"{model}.unique_bar_key passed" in demo.stdout
     assert "ohlc_quarantine rows: 0" in demo.stdout
     assert "http://127.0.0.1:3000" in demo.stdout
     assert (home / "warehouse.duckdb").exists()

@@ -75,7 +75,7 @@ def _load(
             progress.set_postfix_str(f"run {result.run_id[:8]} {'ok' if result.success else 'FAILED'}")
 
         return materialize_days(
-            list(defs.assets),
+            [*defs.assets, *defs.asset_checks],
             resources,
             instance,
             start=start,
