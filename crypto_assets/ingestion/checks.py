@@ -21,6 +21,7 @@ from dagster import (
     asset_check,
 )
 
+from crypto_assets.ingestion.assets import WAREHOUSE_POOL
 from crypto_assets.resources import MarketResource, WarehouseResource
 from crypto_assets.warehouse.schema import KEY_COLUMNS, VALUE_COLUMNS
 
@@ -132,9 +133,13 @@ def _table(frame: pd.DataFrame) -> MetadataValue:
 
 
 def build_raw_ohlc_checks(raw_ohlc: AssetsDefinition) -> Sequence[AssetChecksDefinition]:
+    """The checks run in the warehouse pool too: on DuckDB even a reader cannot open the file
+    while a dbt build (a step that may run beside them) holds it."""
     partitions = raw_ohlc.partitions_def
 
-    @asset_check(asset=raw_ohlc, blocking=True, partitions_def=partitions, description=__doc__)
+    @asset_check(
+        asset=raw_ohlc, blocking=True, partitions_def=partitions, pool=WAREHOUSE_POOL, description=__doc__
+    )
     def raw_ohlc_expectations(
         context: AssetCheckExecutionContext, warehouse: WarehouseResource, market: MarketResource
     ) -> AssetCheckResult:
@@ -153,7 +158,10 @@ def build_raw_ohlc_checks(raw_ohlc: AssetsDefinition) -> Sequence[AssetChecksDef
         )
 
     @asset_check(
-        asset=raw_ohlc, partitions_def=partitions, description="Missing bars inside the stored range."
+        asset=raw_ohlc,
+        partitions_def=partitions,
+        pool=WAREHOUSE_POOL,
+        description="Missing bars inside the stored range.",
     )
     def raw_ohlc_gaps(
         context: AssetCheckExecutionContext, warehouse: WarehouseResource, market: MarketResource
@@ -172,6 +180,7 @@ def build_raw_ohlc_checks(raw_ohlc: AssetsDefinition) -> Sequence[AssetChecksDef
     @asset_check(
         asset=raw_ohlc,
         partitions_def=partitions,
+        pool=WAREHOUSE_POOL,
         description=f"Close-to-close moves beyond {OUTLIER_SIGMAS:g} robust deviations, for review.",
     )
     def raw_ohlc_outlier_moves(
