@@ -83,6 +83,11 @@ class Warehouse:
         with self._translate_errors(), self.engine.connect() as connection:
             if self.is_duckdb:
                 connection.exec_driver_sql("SET TimeZone = 'UTC'")
+                # Commit each transaction to the write-ahead log (still synced: durable) rather
+                # than checkpointing the whole file per commit, which DuckDB does by default for
+                # transactions over ~100 kB; the file is checkpointed once when the session ends.
+                connection.exec_driver_sql("SET auto_checkpoint_skip_wal_threshold = 1000000000")
+                connection.exec_driver_sql("SET checkpoint_threshold = '1GB'")
                 connection.commit()
             yield connection
 
