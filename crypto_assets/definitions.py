@@ -5,8 +5,10 @@ from __future__ import annotations
 from dagster import Definitions
 
 from crypto_assets.automation.schedules import build_raw_ohlc_schedule
+from crypto_assets.features.assets import build_features
 from crypto_assets.ingestion.assets import build_raw_ohlc
 from crypto_assets.ingestion.checks import build_raw_ohlc_checks
+from crypto_assets.labels.assets import build_label_assets
 from crypto_assets.resources import build_resources
 from crypto_assets.settings import load_settings
 from crypto_assets.transform.assets import build_transform
@@ -16,7 +18,7 @@ raw_ohlc = build_raw_ohlc(settings.start, settings.timeframe)
 transform = build_transform(settings.timeframe, settings.warehouse_url)
 
 defs = Definitions(
-    assets=[raw_ohlc, *transform.assets],
+    assets=[raw_ohlc, *transform.assets, build_features(settings.timeframe), *build_label_assets()],
     asset_checks=build_raw_ohlc_checks(raw_ohlc),
     schedules=[build_raw_ohlc_schedule(raw_ohlc, settings.timeframe)],
     sensors=transform.sensors,

@@ -1,0 +1,73 @@
+"""The features asset: technical indicators per (exchange, symbol, timeframe, ts)."""
+
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, MaterializeResult, asset
+from pydantic import Field
+
+from crypto_assets.features.indicators import OVERLAP_BARS, WARMUP_BARS
+from crypto_assets.features.refresh import refresh_features
+from crypto_assets.features.store import RESAMPLED_TABLES
+from crypto_assets.ingestion.assets import WAREHOUSE_POOL
+from crypto_assets.market import Timeframe
+from crypto_assets.resources import MarketResource, WarehouseResource
+
+FEATURES_GROUP = "features"
+
+
+class FeaturesConfig(Config):
+    full_recompute: bool = Field(
+        default=False,
+        description="Recompute every bar of every series instead of only the new bars plus the overlap.",
+    )
+
+
+def build_features(base: Timeframe) -> AssetsDefinition:
+    """The features asset, downstream of raw_ohlc and of the dbt models coarser than `base`."""
+    resampled = [
+        table for name, table in RESAMPLED_TABLES.items() if Timeframe.parse(name).seconds > base.seconds
+    ]
+
+    @asset(
+        name="features",
+        group_name=FEATURES_GROUP,
+        deps=[AssetKey("raw_ohlc"), *(AssetKey(table) for table in resampled)],
+        pool=WAREHOUSE_POOL,
+        kinds={"python", "sql"},
+        description=(
+            "Technical indicators per (exchange, symbol, timeframe, ts), one row per bar of the base "
+            "timeframe (raw_ohlc) and of each resampled dbt model present (complete and closed "
+            "buckets only: is_complete AND is_closed): returns over 1/4/16/48 bars, RSI 14, MACD "
+            "12/26/9, Bollinger %B and bandwidth (20, 2), ATR 14 (absolute and relative), ADX 14, "
+            "realized volatility, volume z-score, volume / rolling median and the volume-anomaly "
+            "flag (volume >= 3x its 48-bar median), distance to SMA 48 and EMA 20, Donchian 48 "
+            "position and width, drawdown from the 48-bar high, hour of day, day of week. A feature "
+            "at bar t uses bars <= t only. Floats are stored as REAL (float32). "
+            f"is_warmup marks the first {WARMUP_BARS} bars of each series; values an indicator "
+            "cannot compute yet are NULL. Incremental by default: each series is recomputed from "
+            f"{OVERLAP_BARS} stored bars before its newest one and only newer bars are written, "
+            "which equals a full recompute to float32 precision; `full_recompute` rebuilds all. "
+            "Corrected old bars are only picked up by a full recompute."
+        ),
+    )
+    def features(
+        context: AssetExecutionContext,
+        config: FeaturesConfig,
+        warehouse: WarehouseResource,
+        market: MarketResource,
+    ) -> MaterializeResult:
+        db = warehouse.open()
+        try:
+            report = refresh_features(db, market.base_timeframe, full=config.full_recompute)
+        finally:
+            db.dispose()
+        mode = "full" if report.full else "incremental"
+        context.log.info(f"features ({mode}): read {report.read}, wrote {report.written}")
+        return MaterializeResult(
+            metadata={
+                "mode": mode,
+                "rows_written": sum(report.written.values()),
+                "rows_written_by_timeframe": {k: int(v) for k, v in report.written.items()},
+                "dagster/row_count": report.stored,
+            }
+        )
+
+    return features
