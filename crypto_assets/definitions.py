@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import Definitions
 
 from crypto_assets.automation.schedules import build_raw_ohlc_schedule
+from crypto_assets.automation.sensors import build_features_and_labels_sensor
 from crypto_assets.features.assets import build_features
 from crypto_assets.ingestion.assets import build_raw_ohlc
 from crypto_assets.ingestion.checks import build_raw_ohlc_checks
@@ -16,11 +17,12 @@ from crypto_assets.transform.assets import build_transform
 settings = load_settings()
 raw_ohlc = build_raw_ohlc(settings.start, settings.timeframe)
 transform = build_transform(settings.timeframe, settings.warehouse_url)
+features_and_labels = [build_features(settings.timeframe), *build_label_assets()]
 
 defs = Definitions(
-    assets=[raw_ohlc, *transform.assets, build_features(settings.timeframe), *build_label_assets()],
+    assets=[raw_ohlc, *transform.assets, *features_and_labels],
     asset_checks=build_raw_ohlc_checks(raw_ohlc),
     schedules=[build_raw_ohlc_schedule(raw_ohlc, settings.timeframe)],
-    sensors=transform.sensors,
+    sensors=[*transform.sensors, build_features_and_labels_sensor(features_and_labels)],
     resources={**build_resources(settings), **transform.resources},
 )

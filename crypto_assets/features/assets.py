@@ -3,6 +3,7 @@
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, MaterializeResult, asset
 from pydantic import Field
 
+from crypto_assets.automation.conditions import REBUILD_ON_UPSTREAM_UPDATE
 from crypto_assets.features.indicators import OVERLAP_BARS, WARMUP_BARS
 from crypto_assets.features.refresh import refresh_features
 from crypto_assets.features.store import RESAMPLED_TABLES
@@ -32,6 +33,7 @@ def build_features(base: Timeframe) -> AssetsDefinition:
         deps=[AssetKey("raw_ohlc"), *(AssetKey(table) for table in resampled)],
         pool=WAREHOUSE_POOL,
         kinds={"python", "sql"},
+        automation_condition=REBUILD_ON_UPSTREAM_UPDATE,
         description=(
             "Technical indicators per (exchange, symbol, timeframe, ts), one row per bar of the base "
             "timeframe (raw_ohlc) and of each resampled dbt model present (complete and closed "

@@ -6,6 +6,7 @@ from dataclasses import fields
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, MaterializeResult, asset
 from pydantic import Field
 
+from crypto_assets.automation.conditions import REBUILD_ON_UPSTREAM_UPDATE
 from crypto_assets.ingestion.assets import WAREHOUSE_POOL
 from crypto_assets.labels.store import ensure_label_table, label_table, read_base_bars, rewrite_labels
 from crypto_assets.labels.strategies import ChannelParams, DcaParams, SwingParams, label_bars
@@ -87,6 +88,7 @@ def build_label_asset(strategy: str) -> AssetsDefinition:
         deps=[AssetKey("raw_ohlc"), AssetKey("features")],
         pool=WAREHOUSE_POOL,
         kinds={"python", "sql"},
+        automation_condition=REBUILD_ON_UPSTREAM_UPDATE,
         description=f"{rule} {COMMON_RULES}",
     )
     def labels(

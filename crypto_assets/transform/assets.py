@@ -32,6 +32,7 @@ from dagster import (
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from pydantic import Field
 
+from crypto_assets.automation.conditions import REBUILD_ON_UPSTREAM_UPDATE
 from crypto_assets.ingestion.assets import WAREHOUSE_POOL
 from crypto_assets.market import Timeframe
 from crypto_assets.resources import WarehouseResource
@@ -43,16 +44,6 @@ TRANSFORM_GROUP = "transform"
 RAW_OHLC = AssetKey("raw_ohlc")
 FULL_REFRESH_TAG = "crypto_assets/dbt_full_refresh"
 AUTOMATION_SENSOR = "transform_automation"
-
-# eager() without `~any_deps_missing`: raw_ohlc has a daily partition for every day since
-# CRYPTO_ASSETS_START and a deployment rarely loads them all, so "any partition missing" would
-# block the models forever. A model rebuilds after any raw_ohlc partition is updated (or when
-# the model itself goes missing), once nothing upstream or itself is still running.
-REBUILD_ON_NEW_CANDLES = (
-    AutomationCondition.eager()
-    .without(~AutomationCondition.any_deps_missing())
-    .with_label("rebuild when raw_ohlc updates")
-)
 
 
 class DbtBuildConfig(Config):
@@ -74,7 +65,7 @@ class TransformTranslator(DagsterDbtTranslator):
         return TRANSFORM_GROUP
 
     def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> AutomationCondition | None:
-        return REBUILD_ON_NEW_CANDLES if dbt_resource_props["resource_type"] == "model" else None
+        return REBUILD_ON_UPSTREAM_UPDATE if dbt_resource_props["resource_type"] == "model" else None
 
 
 @dataclass

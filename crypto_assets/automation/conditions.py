@@ -1,0 +1,13 @@
+"""The declarative automation every derived asset shares."""
+
+from dagster import AutomationCondition
+
+# eager() without `~any_deps_missing`: raw_ohlc has a daily partition for every day since
+# CRYPTO_ASSETS_START and a deployment rarely loads them all, so "any partition missing" would
+# block the derived assets forever. An asset rebuilds after any upstream update (or when it is
+# missing itself), once nothing upstream or itself is still running.
+REBUILD_ON_UPSTREAM_UPDATE = (
+    AutomationCondition.eager()
+    .without(~AutomationCondition.any_deps_missing())
+    .with_label("rebuild when upstream updates")
+)
