@@ -7,9 +7,11 @@ from dagster import Definitions
 from crypto_assets.automation.schedules import build_raw_ohlc_schedule
 from crypto_assets.automation.sensors import build_features_and_labels_sensor
 from crypto_assets.features.assets import build_features
+from crypto_assets.features.checks import build_features_checks
 from crypto_assets.ingestion.assets import build_raw_ohlc
 from crypto_assets.ingestion.checks import build_raw_ohlc_checks
 from crypto_assets.labels.assets import build_label_assets
+from crypto_assets.labels.checks import build_label_checks
 from crypto_assets.resources import build_resources
 from crypto_assets.settings import load_settings
 from crypto_assets.transform.assets import build_transform
@@ -21,7 +23,7 @@ features_and_labels = [build_features(settings.timeframe), *build_label_assets()
 
 defs = Definitions(
     assets=[raw_ohlc, *transform.assets, *features_and_labels],
-    asset_checks=build_raw_ohlc_checks(raw_ohlc),
+    asset_checks=[*build_raw_ohlc_checks(raw_ohlc), *build_features_checks(), *build_label_checks()],
     schedules=[build_raw_ohlc_schedule(raw_ohlc, settings.timeframe)],
     sensors=[*transform.sensors, build_features_and_labels_sensor(features_and_labels)],
     resources={**build_resources(settings), **transform.resources},

@@ -1,0 +1,55 @@
+"""Asset checks written as SQL rules: each rule is a predicate that no stored row may match."""
+
+from collections.abc import Mapping
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetKey,
+    MetadataValue,
+    asset_check,
+)
+
+from crypto_assets.resources import WarehouseResource
+from crypto_assets.warehouse.engine import Warehouse
+
+
+def count_violations(warehouse: Warehouse, table: str, rules: Mapping[str, str]) -> pd.DataFrame:
+    """Rows of `table` breaking each rule (rule name -> SQL predicate a good row never meets)."""
+    counts = ", ".join(
+        f"count(*) FILTER (WHERE {predicate}) AS r{i}" for i, predicate in enumerate(rules.values())
+    )
+    row = warehouse.query(f"SELECT count(*) AS total_rows, {counts} FROM {table}").iloc[0]
+    return pd.DataFrame(
+        {"rule": list(rules), "violations": [int(row[f"r{i}"]) for i in range(len(rules))]}
+    ).assign(total_rows=int(row["total_rows"]))
+
+
+def build_rule_check(
+    asset: AssetKey, table: str, name: str, rules: Mapping[str, str], description: str, pool: str
+) -> AssetChecksDefinition:
+    """A blocking check that fails, naming the broken rules, when any row of `table` breaks one."""
+
+    @asset_check(asset=asset, name=name, blocking=True, pool=pool, description=description)
+    def rule_check(warehouse: WarehouseResource) -> AssetCheckResult:
+        db = warehouse.open()
+        try:
+            found = count_violations(db, table, rules)
+        finally:
+            db.dispose()
+        broken = found[found["violations"] > 0]
+        return AssetCheckResult(
+            passed=broken.empty,
+            severity=AssetCheckSeverity.ERROR,
+            description="every rule holds"
+            if broken.empty
+            else "broken: " + "; ".join(f"{r.rule} x{r.violations}" for r in broken.itertuples()),
+            metadata={
+                "rows": int(found["total_rows"].iloc[0]),
+                "rules": MetadataValue.md(found[["rule", "violations"]].to_markdown(index=False)),
+            },
+        )
+
+    return rule_check
