@@ -39,6 +39,9 @@ def test_demo_then_status(home: Path):
     for model in ["ohlc_1h", "ohlc_4h", "ohlc_1d", "ohlc_today", "ohlc_recent"]:
         assert f"{model}.unique_bar_key passed" in demo.stdout
     assert "ohlc_quarantine rows: 0" in demo.stdout
+    for strategy in ["dca", "swing", "channel"]:
+        assert any(line.split()[:1] == [strategy] for line in demo.stdout.splitlines()), strategy
+    assert "features: rows per timeframe" in demo.stdout
     assert "http://127.0.0.1:3000" in demo.stdout
     assert (home / "warehouse.duckdb").exists()
     runs = list((Path(os.environ["DAGSTER_HOME"]) / "history" / "runs").glob("*.db"))

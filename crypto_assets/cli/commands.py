@@ -9,6 +9,7 @@ import shutil
 import sys
 from datetime import UTC, date, datetime, timedelta
 
+import pandas as pd
 from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult
 from tqdm import tqdm
 
@@ -190,6 +191,7 @@ def run_demo(*, days: int) -> int:
     print(rows.to_string(index=False))
     print(f"ohlc_quarantine rows: {quarantined}")
     _print_models(warehouse)
+    _print_features_and_labels(warehouse)
     _print_checks(outcome)
     print(f"\ndagster instance: {os.environ['DAGSTER_HOME']} ({len(outcome.run_ids)} run(s))")
     print(f"next: {UI_HINT}; `crypto-assets status` for freshness")
@@ -203,6 +205,30 @@ def _print_models(warehouse) -> None:
     tables = [key.path[-1] for asset in transform.assets for key in asset.keys]
     print("\ndbt models (group transform): rows, and buckets missing base bars / still open")
     print(model_summary(warehouse, tables).to_string(index=False))
+
+
+def _print_features_and_labels(warehouse) -> None:
+    from crypto_assets.labels.assets import RULES
+    from crypto_assets.labels.store import label_table
+
+    features = warehouse.query(
+        "SELECT timeframe, count(*) AS rows, count(*) FILTER (WHERE is_warmup) AS warm_up, "
+        "count(*) FILTER (WHERE volume_anomaly) AS volume_anomalies FROM features GROUP BY timeframe"
+    )
+    print("\nfeatures: rows per timeframe (warm-up rows are marked, not filled)")
+    print(features.sort_values("rows", ascending=False).to_string(index=False))
+    labels = [
+        warehouse.query(
+            f"SELECT '{strategy}' AS strategy, count(*) AS closed_labels, "
+            "count(*) FILTER (WHERE outcome = 'take_profit') AS take_profit, "
+            "count(*) FILTER (WHERE outcome = 'stop_loss') AS stop_loss, "
+            "count(*) FILTER (WHERE outcome = 'timeout') AS timeout, "
+            f"avg(realized_return) AS mean_return FROM {label_table(strategy)}"
+        )
+        for strategy in RULES
+    ]
+    print("\nstrategy labels (triple barrier; open entries wait for a later run)")
+    print(pd.concat(labels).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
 
 def _print_checks(outcome: RangeRunOutcome) -> None:
