@@ -12,7 +12,6 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from crypto_assets.features.frames import read_frame
 from crypto_assets.features.indicators import (
     BAR_COLUMNS,
     FEATURE_COLUMNS,
@@ -22,6 +21,7 @@ from crypto_assets.features.indicators import (
 )
 from crypto_assets.market import Timeframe
 from crypto_assets.warehouse.bulk import append_frame, drop_staged
+from crypto_assets.warehouse.frames import read_frame
 
 FEATURES_TABLE = "features"
 #: dbt models holding resampled bars, coarsest last; only those present in the warehouse are used

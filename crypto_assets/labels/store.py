@@ -6,10 +6,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from crypto_assets.features.frames import read_frame
 from crypto_assets.features.indicators import BAR_COLUMNS
 from crypto_assets.labels.strategies import LABEL_COLUMNS
 from crypto_assets.warehouse.bulk import append_frame
+from crypto_assets.warehouse.frames import read_frame
 
 
 def label_table(strategy: str) -> str:
