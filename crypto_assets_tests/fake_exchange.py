@@ -101,9 +101,7 @@ class FakeBinance:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> FakeBinance:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         return self
 
@@ -206,9 +204,7 @@ class FakeBinance:
             gaps = list(self._state.gaps[_id(symbol)])
             now_ms = self._state.now_ms
         return [
-            t
-            for t in range(first, min(end, now_ms + 1), bar)
-            if not any(g0 <= t < g1 for g0, g1 in gaps)
+            t for t in range(first, min(end, now_ms + 1), bar) if not any(g0 <= t < g1 for g0, g1 in gaps)
         ]
 
     # -- serving (runs on the server's threads) --------------------------------------------
@@ -243,9 +239,7 @@ class FakeBinance:
             return 400, {"code": -1121, "msg": "Invalid symbol."}, fault.delay
         return (*self._klines(symbol, params, now_ms, fault), fault.delay)
 
-    def _klines(
-        self, symbol: str, params: dict[str, str], now_ms: int, fault: Fault
-    ) -> tuple[int, Any]:
+    def _klines(self, symbol: str, params: dict[str, str], now_ms: int, fault: Fault) -> tuple[int, Any]:
         interval = params.get("interval", "")
         if interval not in INTERVAL_MS:
             return 400, {"code": -1120, "msg": "Invalid interval."}

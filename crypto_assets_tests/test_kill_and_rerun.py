@@ -1,8 +1,10 @@
-"""A backfill killed with SIGKILL mid-way, then re-run, ends exactly like a clean run."""
+"""A backfill killed with SIGKILL mid-way leaves every day old or new, and a re-run ends exactly like
+a clean run."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import subprocess
@@ -10,6 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from dagster import DagsterInstance
 
@@ -33,13 +36,38 @@ def _days_written(instance: DagsterInstance) -> int:
     return sum(1 for event in logs if " written: " in (event.user_message or ""))
 
 
+def _day_fingerprints(warehouse: Warehouse) -> dict[str, tuple[int, str]]:
+    """Per UTC day: row count and checksum of its bars."""
+    frame = warehouse.query(f"SELECT {', '.join(COLUMNS)} FROM raw_ohlc")
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    days = frame["ts"].dt.strftime("%Y-%m-%d")
+    frame["ts"] = frame["ts"].dt.strftime("%Y-%m-%dT%H:%M")
+    return {
+        day: (len(rows), hashlib.sha256(rows.sort_values(COLUMNS).to_csv(index=False).encode()).hexdigest())
+        for day, rows in frame.astype(str).groupby(days)
+    }
+
+
 @pytest.mark.slow
 def test_sigkill_mid_backfill_then_rerun_equals_clean_run(warehouse_url: str, home: Path, tmp_path: Path):
+    """The window already holds another version of the market (seed 1); the backfill replaces it
+    day by day (seed 7) and is killed part-way: every day must be wholly old or wholly new."""
     first = (datetime.now(UTC) - timedelta(days=40)).date()
     last = first + timedelta(days=DAYS - 1)
+    span = {"first_day": first.isoformat(), "last_day": last.isoformat(), "symbols": SYMBOLS}
+    assert materialize_raw(warehouse_url, source="synthetic:1", **span).success
+    warehouse = Warehouse(warehouse_url)
+    old_days = _day_fingerprints(warehouse)
+    warehouse.dispose()
+    clean_url = f"duckdb:///{tmp_path / 'clean.duckdb'}"
+    assert materialize_raw(clean_url, **span).success
+    clean = Warehouse(clean_url)
+    new_days = _day_fingerprints(clean)
+    assert len(old_days) == len(new_days) == DAYS
+    assert all(old_days[day] != new_days[day] for day in new_days), "the two versions must differ"
+
     env = {**os.environ, "CRYPTO_ASSETS_WAREHOUSE_URL": warehouse_url, "CRYPTO_ASSETS_SYMBOLS": SYMBOLS}
     command = [SCRIPT, "backfill", "--start", first.isoformat(), "--end", last.isoformat()]
-
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -55,20 +83,17 @@ def test_sigkill_mid_backfill_then_rerun_equals_clean_run(warehouse_url: str, ho
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
-    warehouse = Warehouse(warehouse_url)
-    per_day = warehouse.query("SELECT CAST(ts AS DATE) AS day, count(*) AS n FROM raw_ohlc GROUP BY 1")
-    assert 3 <= len(per_day) < DAYS, "killed mid-way: some days written, not all"
-    assert set(per_day["n"]) == {60 * 96}, "each day is all or nothing"
+    killed = _day_fingerprints(warehouse)
+    assert set(killed) == set(new_days)
+    replaced = [day for day in killed if killed[day] == new_days[day]]
+    kept = [day for day in killed if killed[day] == old_days[day]]
+    assert len(replaced) + len(kept) == DAYS, "each day is wholly the old or wholly the new version"
+    assert 3 <= len(replaced) < DAYS, "killed mid-way: some days replaced, not all"
 
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-
-    clean_url = f"duckdb:///{tmp_path / 'clean.duckdb'}"
-    clean = materialize_raw(
-        clean_url, first_day=first.isoformat(), last_day=last.isoformat(), symbols=SYMBOLS
-    )
-    assert clean.success
-    expected = table_fingerprint(Warehouse(clean_url), "raw_ohlc", COLUMNS)
+    expected = table_fingerprint(clean, "raw_ohlc", COLUMNS)
     assert expected[0] == 60 * 96 * DAYS
     assert table_fingerprint(warehouse, "raw_ohlc", COLUMNS) == expected
     warehouse.dispose()
+    clean.dispose()

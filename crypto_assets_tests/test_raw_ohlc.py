@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from dagster import DagsterInstance
 
 from crypto_assets.warehouse import Warehouse
 from crypto_assets_tests.helpers import materialize_raw, metadata, table_fingerprint
@@ -148,3 +149,26 @@ def test_bars_not_closed_yet_in_todays_partition_are_quarantined(warehouse_url, 
     assert reasons[0].startswith("bar still forming")
     assert reasons[1:] == ["timestamp in the future"] * (len(rows) - 1)
     assert warehouse.query("SELECT count(*) AS n FROM raw_ohlc")["n"][0] == 0
+
+
+def test_new_days_are_appended_together_and_stored_days_upserted_each_alone(
+    warehouse_url, warehouse, tmp_path: Path
+):
+    day = 6 * 96  # bars of the six symbols in one day
+    assert materialize_raw(warehouse_url, first_day="2025-03-02", last_day="2025-03-02").success
+    instance = DagsterInstance.ephemeral()
+    result = materialize_raw(warehouse_url, first_day="2025-03-01", last_day="2025-03-03", instance=instance)
+    assert result.success
+    facts = metadata(result)
+    assert (facts["inserted"], facts["updated"], facts["unchanged"]) == (2 * day, 0, day)
+    logs = [event.user_message or "" for event in instance.all_logs(result.run_id)]
+    assert [message for message in logs if " written: " in message] == [
+        f"2 days 2025-03-01..2025-03-03 written: {2 * day} inserted, 0 updated, 0 unchanged, 0 quarantined",
+        f"2025-03-02 written: 0 inserted, 0 updated, {day} unchanged, 0 quarantined",
+    ]
+    clean_url = f"duckdb:///{tmp_path / 'clean.duckdb'}"
+    assert materialize_raw(clean_url, first_day="2025-03-01", last_day="2025-03-03").success
+    clean = Warehouse(clean_url)
+    expected = table_fingerprint(clean, "raw_ohlc", CANDLE_COLUMNS)
+    clean.dispose()
+    assert table_fingerprint(warehouse, "raw_ohlc", CANDLE_COLUMNS) == expected

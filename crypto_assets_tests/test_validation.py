@@ -86,3 +86,19 @@ def test_exact_duplicates_merge_and_conflicting_ones_are_all_quarantined():
 def test_several_problems_are_all_named():
     found = reasons([{"timestamp": "2025-09-22T10:07:00Z", "volume": -1.0}])
     assert found["row 0"] == "negative volume; timestamp not on the 15m grid"
+
+
+def test_a_duplicate_in_a_later_block_of_the_same_symbol_is_merged():
+    raw = pd.DataFrame(
+        [
+            {"symbol": "BTC-USD", "timestamp": "2025-09-22T10:00:00Z", **GOOD},
+            {"symbol": "ETH-USD", "timestamp": "2025-09-22T10:00:00Z", **GOOD},
+            {"symbol": "BTC-USD", "timestamp": "2025-09-22T10:15:00Z", **GOOD},
+            {"symbol": "BTC-USD", "timestamp": "2025-09-22T10:00:00Z", **GOOD},  # BTC again, same bar
+        ]
+    )
+    refs = pd.Series([f"row {i}" for i in range(len(raw))])
+    batch = make_frame(raw["symbol"], to_utc(raw["timestamp"]), raw["timestamp"].astype(str), raw, refs)
+    checked = validate(batch, Timeframe.parse("15m"), ["BTC-USD", "ETH-USD"], NOW)
+    assert checked.merged == 1 and len(checked.candles) == 3 and checked.quarantine.empty
+    assert checked.reconciles()

@@ -60,7 +60,8 @@ def build_raw_ohlc(start: date, timeframe: Timeframe) -> AssetsDefinition:
         description=(
             "Candles of the base timeframe for every configured symbol, keyed on "
             "(exchange, symbol, timeframe, ts) with ts the UTC bar-open time. Each daily "
-            "partition is written in one transaction by an idempotent upsert; rejected rows "
+            "partition is written all-or-nothing: days holding no bar yet are appended together "
+            "in one transaction, each day that holds bars is upserted in its own; rejected rows "
             "go to ohlc_quarantine with their reason."
         ),
     )
@@ -98,8 +99,8 @@ def build_raw_ohlc(start: date, timeframe: Timeframe) -> AssetsDefinition:
             end=window.end,
             now=now,
             run_id=context.run.run_id,
-            on_day=lambda day, c: context.log.info(
-                f"{day} written: {c.inserted} inserted, {c.updated} updated, "
+            on_write=lambda days, c: context.log.info(
+                f"{days} written: {c.inserted} inserted, {c.updated} updated, "
                 f"{c.unchanged} unchanged, {c.quarantined} quarantined"
             ),
         )

@@ -1,7 +1,9 @@
-"""Load a window of candles: fetch, validate, then write each UTC day in its own transaction.
+"""Load a window of candles: fetch, validate, then write it day by day, each day all-or-nothing.
 
-A run killed mid-way therefore leaves every day either as it was or fully written, and a
-re-run converges to the same table (writes are idempotent upserts).
+Days for which the warehouse holds no bar yet are appended together in one transaction (the
+bulk path of a first load or a backfill); every day that already holds bars is upserted in a
+transaction of its own. Either way a run killed mid-way leaves each day as it was or fully
+written, and a re-run converges to the same table (writes are idempotent upserts).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from crypto_assets.ingestion.sources import CandleSource
 from crypto_assets.ingestion.validation import validate
@@ -20,6 +23,10 @@ from crypto_assets.warehouse import Warehouse
 from crypto_assets.warehouse.bulk import to_arrow
 from crypto_assets.warehouse.candles import WriteCounts, stored_days, upsert_candles, upsert_quarantine
 from crypto_assets.warehouse.schema import KEY_COLUMNS, VALUE_COLUMNS
+
+_DAY_NS = 86_400 * 10**9
+#: day index of rows that belong to no day of the window (no timestamp, or dated outside it)
+_NO_DAY = -1
 
 
 @dataclass
@@ -41,6 +48,10 @@ class LoadReport:
         return self.rows_in == self.stored + self.counts.quarantined + self.merged
 
 
+#: called after each committed transaction with the days it wrote ("2025-01-01" or a range) and counts
+OnWrite = Callable[[str, WriteCounts], None]
+
+
 def load_window(
     warehouse: Warehouse,
     source: CandleSource,
@@ -52,9 +63,9 @@ def load_window(
     end: datetime,
     now: datetime,
     run_id: str | None = None,
-    on_day: Callable[[str, WriteCounts], None] | None = None,
+    on_write: OnWrite | None = None,
 ) -> LoadReport:
-    """Fetch [start, end) of `symbols` from `source` and upsert it, one transaction per day."""
+    """Fetch [start, end) of `symbols` from `source` and store it, each UTC day all-or-nothing."""
     batch = source.fetch(symbols, timeframe, start, end)
     frame = batch.frame
     # Rows of configured symbols that this run was not asked for are not input at all.
@@ -62,51 +73,113 @@ def load_window(
     if not_requested:
         frame = frame[~frame["symbol"].isin(list(not_requested))]
     checked = validate(frame, timeframe, known_symbols, now)
-
-    candles = checked.candles.assign(exchange=source.exchange, timeframe=timeframe.name)
-    quarantine = checked.quarantine.assign(exchange=source.exchange, timeframe=timeframe.name)
     report = LoadReport(rows_in=checked.rows_in, merged=checked.merged, failures=dict(batch.failures))
 
     days = _days(start, end)
-    # one Arrow table ordered by day (stable: symbol, ts order kept inside a day), sliced per day
-    candle_day = candles["ts"].dt.floor("D").dt.tz_convert(None).to_numpy()
-    order = np.argsort(candle_day, kind="stable")
-    candle_day = candle_day[order]
-    table = to_arrow(candles[KEY_COLUMNS + VALUE_COLUMNS].iloc[order])
-    day_values = np.array([d.to_datetime64() for d in days], dtype=candle_day.dtype)
-    lows = np.searchsorted(candle_day, day_values, side="left")
-    highs = np.searchsorted(candle_day, day_values, side="right")
-    quarantine_day = quarantine["ts"].dt.floor("D")
+    candles = _candle_table(checked.candles, source.exchange, timeframe.name)
+    candle_day = _day_index(checked.candles["ts"], days)
+    quarantine = checked.quarantine.assign(exchange=source.exchange, timeframe=timeframe.name)
+    quarantine_day = _day_index(quarantine["ts"], days)
+
+    if (candle_day == _NO_DAY).any():
+        raise ValueError(f"{type(source).__name__} returned candles outside {start}..{end}")
+
     with warehouse.session() as connection:
         with connection.begin():
             stored = stored_days(connection, source.exchange, timeframe.name, list(symbols), start, end)
-        for index, day in enumerate(days):
-            day_rows = table.slice(lows[index], highs[index] - lows[index])
-            # rows without a readable timestamp belong to no day: write them with the first
-            day_quarantine = quarantine[
-                (quarantine_day == day) | (quarantine_day.isna() if index == 0 else False)
-            ]
+        for write in _plan_writes(days, stored, candles, candle_day, quarantine, quarantine_day):
             with connection.begin():
-                counts = upsert_candles(connection, day_rows, nothing_stored=day not in stored)
-                counts.quarantined = upsert_quarantine(connection, day_quarantine, run_id)
+                counts = upsert_candles(connection, write.candles, nothing_stored=write.nothing_stored)
+                counts.quarantined = upsert_quarantine(connection, write.quarantine, run_id)
             report.counts += counts
-            if on_day:
-                on_day(day.strftime("%Y-%m-%d"), counts)
-        # quarantined rows dated outside the window (e.g. in the future) are kept as well
-        outside = quarantine[quarantine_day.notna() & ~quarantine_day.isin(days)]
-        if len(outside):
-            with connection.begin():
-                report.counts.quarantined += upsert_quarantine(connection, outside, run_id)
+            if on_write and write.days:
+                on_write(_describe_days(write.days), counts)
 
-    report.per_symbol = _per_symbol(candles, quarantine, symbols)
+    report.per_symbol = _per_symbol(checked.candles, quarantine, symbols)
     report.quarantine_reasons = quarantine["reason"].value_counts().to_dict() if len(quarantine) else {}
     return report
+
+
+@dataclass
+class _Write:
+    """One transaction: whole days of candles with their rejected rows."""
+
+    days: list[pd.Timestamp]
+    candles: pa.Table
+    quarantine: pd.DataFrame
+    nothing_stored: bool  # none of the days holds a bar yet: append instead of upsert
+
+
+def _plan_writes(
+    days: list[pd.Timestamp],
+    stored: set[pd.Timestamp],
+    candles: pa.Table,
+    candle_day: np.ndarray,
+    quarantine: pd.DataFrame,
+    quarantine_day: np.ndarray,
+) -> list[_Write]:
+    """Days holding no bar yet go in one bulk append; each day holding bars is upserted on its own;
+    rejected rows of no day in the window (no readable timestamp, dated in the future) come last.
+
+    Candles are written in day order (stable, so a source's symbol/ts order holds within a day):
+    DuckDB's zone maps then let a day's upsert skip the row groups of other days.
+    """
+    order = np.argsort(candle_day, kind="stable")
+    candles, candle_day = candles.take(pa.array(order)), candle_day[order]
+    bounds = np.searchsorted(candle_day, np.arange(len(days) + 1))  # day i is rows bounds[i]:bounds[i+1]
+    stored_index = [i for i, day in enumerate(days) if day in stored]
+    new_index = np.setdiff1d(np.arange(len(days)), stored_index)
+    writes = []
+    if len(new_index):
+        is_new = np.isin(candle_day, new_index)
+        writes.append(
+            _Write(
+                [days[i] for i in new_index],
+                candles if is_new.all() else candles.filter(pa.array(is_new)),
+                quarantine[np.isin(quarantine_day, new_index)],
+                nothing_stored=True,
+            )
+        )
+    for i in stored_index:
+        rows = candles.slice(bounds[i], bounds[i + 1] - bounds[i])
+        writes.append(_Write([days[i]], rows, quarantine[quarantine_day == i], nothing_stored=False))
+    elsewhere = quarantine[quarantine_day == _NO_DAY]
+    if len(elsewhere):
+        writes.append(_Write([], candles.slice(0, 0), elsewhere, nothing_stored=False))
+    return writes
 
 
 def _days(start: datetime, end: datetime) -> list[pd.Timestamp]:
     first = pd.Timestamp(start).floor("D")
     last = (pd.Timestamp(end) - timedelta(microseconds=1)).floor("D")
     return list(pd.date_range(first, last, freq="D"))
+
+
+def _describe_days(days: list[pd.Timestamp]) -> str:
+    if len(days) == 1:
+        return f"{days[0]:%Y-%m-%d}"
+    return f"{len(days)} days {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d}"
+
+
+def _day_index(ts: pd.Series, days: list[pd.Timestamp]) -> np.ndarray:
+    """Position in `days` of each timestamp's UTC day; _NO_DAY for NaT or a day outside the window."""
+    if not days:
+        return np.full(len(ts), _NO_DAY, dtype=np.int64)
+    nanos = ts.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    index = (nanos - days[0].value) // _DAY_NS
+    outside = ts.isna().to_numpy() | (index < 0) | (index >= len(days))
+    return np.where(outside, _NO_DAY, index)
+
+
+def _candle_table(candles: pd.DataFrame, exchange: str, timeframe: str) -> pa.Table:
+    """Validated candles as Arrow in the key + value column order, the constant key columns added."""
+    table = to_arrow(candles[["symbol", "ts", *VALUE_COLUMNS]])
+    constants = {"exchange": exchange, "timeframe": timeframe}
+    columns = {
+        name: pa.repeat(constants[name], len(table)) if name in constants else table[name]
+        for name in KEY_COLUMNS + VALUE_COLUMNS
+    }
+    return pa.table(columns)
 
 
 def _per_symbol(candles: pd.DataFrame, quarantine: pd.DataFrame, symbols: Sequence[str]) -> pd.DataFrame:
