@@ -10,9 +10,10 @@ What is timed
 -------------
 The synthetic frame is generated once, up front, and not timed. A `PrebuiltSource` hands that
 batch to `load_window`, so "ours" is exactly the production path minus generation: validation,
-the writes of each UTC day in its own transaction (with their counts of inserted, updated and
-unchanged bars), quarantine and the report. Its warehouse is fresh (tables from
-`ensure_ingestion_tables`, created before the clock starts).
+the writes (with their counts of inserted, updated and unchanged bars), quarantine and the
+report. The first load finds no day stored, so its 180 days go in one bulk append; the re-load
+finds every day stored and upserts each day in a transaction of its own. Its warehouse is
+fresh (tables from `ensure_ingestion_tables`, created before the clock starts).
 
 - first load: `load_window` into the empty tables;
 - re-load: the same call again on the loaded tables (every bar unchanged).
