@@ -1,16 +1,33 @@
-"""Bulk staging of a DataFrame into a temporary table: Arrow on DuckDB, COPY on PostgreSQL.
+"""Bulk staging of a DataFrame into a temporary table: Arrow on DuckDB, binary COPY on PostgreSQL.
 
 Staging is the only dialect-specific step; the set-based SQL that follows it is shared.
 """
 
 from __future__ import annotations
 
-import io
+import contextlib
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pa_csv
 from sqlalchemy.engine import Connection
+
+#: PostgreSQL column type (OID) -> the Arrow type whose binary COPY encoding that column accepts
+_ARROW_TYPE_FOR_PG = {
+    16: pa.bool_(),  # boolean
+    21: pa.int16(),  # smallint
+    23: pa.int32(),  # integer
+    20: pa.int64(),  # bigint
+    700: pa.float32(),  # real
+    701: pa.float64(),  # double precision
+    25: pa.string(),  # text
+    1043: pa.string(),  # varchar
+    1082: pa.date32(),  # date
+    1114: pa.timestamp("us"),  # timestamp
+    1184: pa.timestamp("us", tz="UTC"),  # timestamptz
+}
+#: rows per encoded chunk handed to COPY (bounds the memory of the encoded copy)
+_COPY_BATCH_ROWS = 65_536
 
 
 def stage_frame(connection: Connection, frame: pd.DataFrame | pa.Table, name: str, like_table: str) -> None:
@@ -31,7 +48,7 @@ def stage_frame(connection: Connection, frame: pd.DataFrame | pa.Table, name: st
 
 
 def append_frame(connection: Connection, frame: pd.DataFrame | pa.Table, table: str) -> None:
-    """Append `frame` to `table` in one bulk statement: Arrow scan on DuckDB, COPY on PostgreSQL."""
+    """Append `frame` to `table` in one bulk statement: Arrow scan on DuckDB, binary COPY on PostgreSQL."""
     arrow = frame if isinstance(frame, pa.Table) else to_arrow(frame)
     column_list = ", ".join(arrow.column_names)
     if connection.dialect.name == "duckdb":
@@ -43,13 +60,36 @@ def append_frame(connection: Connection, frame: pd.DataFrame | pa.Table, table: 
                 f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {view}"
             )
         finally:
-            raw.unregister(view)
+            # after a failed insert the transaction is aborted and unregister fails too: the
+            # insert's own error is the one to report
+            with contextlib.suppress(duckdb.Error):
+                raw.unregister(view)
         return
-    buffer = io.BytesIO()
-    pa_csv.write_csv(arrow, buffer, pa_csv.WriteOptions(include_header=False))
+    _copy_binary(connection, arrow, table)
+
+
+def _copy_binary(connection: Connection, arrow: pa.Table, table: str) -> None:
+    """COPY in PostgreSQL's binary format, encoded from Arrow by pgpq: no value is printed as text
+    and parsed back. Binary COPY converts nothing, so each column is first cast (safely: overflow
+    raises) to the Arrow type matching the table's column."""
+    from pgpq import ArrowToPostgresBinaryEncoder
+
+    column_list = ", ".join(arrow.column_names)
     cursor = connection.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY {table} ({column_list}) FROM STDIN (FORMAT csv)") as copy:
-        copy.write(buffer.getbuffer())
+    cursor.execute(f"SELECT {column_list} FROM {table} LIMIT 0")
+    fields = []
+    for column in cursor.description:
+        arrow_type = _ARROW_TYPE_FOR_PG.get(column.type_code)
+        if arrow_type is None:
+            raise TypeError(f"{table}.{column.name}: type oid {column.type_code} has no binary COPY mapping")
+        fields.append(pa.field(column.name, arrow_type))
+    arrow = arrow.cast(pa.schema(fields))
+    encoder = ArrowToPostgresBinaryEncoder(arrow.schema)
+    with cursor.copy(f"COPY {table} ({column_list}) FROM STDIN (FORMAT binary)") as copy:
+        copy.write(encoder.write_header())
+        for batch in arrow.to_batches(max_chunksize=_COPY_BATCH_ROWS):
+            copy.write(encoder.write_batch(batch))
+        copy.write(encoder.finish())
 
 
 def drop_staged(connection: Connection, name: str) -> None:
