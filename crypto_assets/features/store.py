@@ -84,28 +84,35 @@ class Plan:
 
 
 def plan_incremental(connection: Connection) -> Plan:
-    """Newest stored feature row of each series and the stored row OVERLAP_BARS before it."""
+    """Newest stored feature row of each series and the stored row OVERLAP_BARS before it.
+
+    A series stores one row per bar, numbered 0, 1, ... (`bar_number`), so the anchor is the row
+    numbered OVERLAP_BARS below the newest: found by an aggregate and an equi-join instead of
+    ranking every stored row. A series whose numbers have a hole finds no anchor and is
+    recomputed whole, which is always correct.
+    """
     result = connection.execute(
         sa.text(
             f"""
-            SELECT exchange, symbol, timeframe, ts, bar_number, rn FROM (
-                SELECT exchange, symbol, timeframe, ts, bar_number,
-                       row_number() OVER (PARTITION BY exchange, symbol, timeframe ORDER BY ts DESC) AS rn
-                FROM {FEATURES_TABLE}
-            ) ranked WHERE rn = 1 OR rn = :anchor
+            WITH newest AS (
+                SELECT exchange, symbol, timeframe, max(ts) AS newest_ts, max(bar_number) AS newest_number
+                FROM {FEATURES_TABLE} GROUP BY exchange, symbol, timeframe
+            )
+            SELECT n.exchange, n.symbol, n.timeframe, n.newest_ts,
+                   f.ts AS anchor_ts, f.bar_number AS anchor_bar_number
+            FROM newest n LEFT JOIN {FEATURES_TABLE} f
+              ON f.exchange = n.exchange AND f.symbol = n.symbol AND f.timeframe = n.timeframe
+             AND f.bar_number = n.newest_number - :overlap
             """
         ),
-        {"anchor": OVERLAP_BARS + 1},
+        {"overlap": OVERLAP_BARS},
     )
-    rows = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-    if rows.empty:
+    anchors = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    if anchors.empty:
         return Plan(pd.DataFrame(columns=[*SERIES, "newest_ts", "anchor_ts", "anchor_bar_number"]))
-    rows["ts"] = pd.to_datetime(rows["ts"], utc=True)
-    newest = rows[rows["rn"] == 1][[*SERIES, "ts"]].rename(columns={"ts": "newest_ts"})
-    anchor = rows[rows["rn"] != 1][[*SERIES, "ts", "bar_number"]].rename(
-        columns={"ts": "anchor_ts", "bar_number": "anchor_bar_number"}
-    )
-    return Plan(newest.merge(anchor, on=SERIES, how="left"))
+    for column in ("newest_ts", "anchor_ts"):
+        anchors[column] = pd.to_datetime(anchors[column], utc=True)
+    return Plan(anchors)
 
 
 def series_in(connection: Connection, timeframe: str, table: str) -> set[tuple[str, str, str]]:
@@ -153,14 +160,17 @@ def replace_features(connection: Connection, features: pd.DataFrame, *, everythi
         append_frame(connection, scope, "features_scope")
         connection.exec_driver_sql(
             f"""
-            DELETE FROM {FEATURES_TABLE} WHERE EXISTS (
-                SELECT 1 FROM features_scope s
-                WHERE s.exchange = {FEATURES_TABLE}.exchange AND s.symbol = {FEATURES_TABLE}.symbol
-                  AND s.timeframe = {FEATURES_TABLE}.timeframe AND {FEATURES_TABLE}.ts >= s.from_ts
-            )
+            DELETE FROM {FEATURES_TABLE} USING features_scope s
+            WHERE s.exchange = {FEATURES_TABLE}.exchange AND s.symbol = {FEATURES_TABLE}.symbol
+              AND s.timeframe = {FEATURES_TABLE}.timeframe AND {FEATURES_TABLE}.ts >= s.from_ts
             """
         )
         drop_staged(connection, "features_scope")
     if len(features):
         frame = features[FEATURE_COLUMNS].assign(bar_number=features["bar_number"].astype(np.int32))
         append_frame(connection, frame, FEATURES_TABLE)
+    if everything and connection.dialect.name == "postgresql":
+        # a table rewritten in bulk has no statistics until autovacuum comes by; the next
+        # incremental plan groups it by series and needs them (a hash of ~100 series, not a sort
+        # of every row spilled to disk)
+        connection.exec_driver_sql(f"ANALYZE {FEATURES_TABLE}")
