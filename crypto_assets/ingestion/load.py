@@ -124,8 +124,9 @@ def _plan_writes(
     Candles are written in day order (stable, so a source's symbol/ts order holds within a day):
     DuckDB's zone maps then let a day's upsert skip the row groups of other days.
     """
-    order = np.argsort(candle_day, kind="stable")
-    candles, candle_day = candles.take(pa.array(order)), candle_day[order]
+    if np.any(candle_day[1:] < candle_day[:-1]):  # a one-day window is in order already
+        order = np.argsort(candle_day, kind="stable")
+        candles, candle_day = candles.take(pa.array(order)), candle_day[order]
     bounds = np.searchsorted(candle_day, np.arange(len(days) + 1))  # day i is rows bounds[i]:bounds[i+1]
     stored_index = [i for i, day in enumerate(days) if day in stored]
     new_index = np.setdiff1d(np.arange(len(days)), stored_index)

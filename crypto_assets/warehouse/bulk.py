@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
 from sqlalchemy.engine import Connection
@@ -52,6 +51,8 @@ def append_frame(connection: Connection, frame: pd.DataFrame | pa.Table, table: 
     arrow = frame if isinstance(frame, pa.Table) else to_arrow(frame)
     column_list = ", ".join(arrow.column_names)
     if connection.dialect.name == "duckdb":
+        import duckdb  # loaded already by the DuckDB dialect; not imported for PostgreSQL users
+
         raw = connection.connection.driver_connection
         view = f"{table}_arrow"
         raw.register(view, arrow)
