@@ -52,9 +52,23 @@ def materialize_raw(
 
 def table_fingerprint(warehouse: Warehouse, table: str, columns: Sequence[str]) -> tuple[int, str]:
     """Row count and a checksum of the given columns, independent of row order and engine."""
+    return _fingerprint(_read_for_fingerprint(warehouse, table, columns))
+
+
+def day_fingerprints(warehouse: Warehouse, table: str, columns: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """`table_fingerprint` of each UTC day of `ts` (which `columns` must include)."""
+    frame = _read_for_fingerprint(warehouse, table, columns)
+    return {day: _fingerprint(rows) for day, rows in frame.groupby(frame["ts"].str[:10])}
+
+
+def _read_for_fingerprint(warehouse: Warehouse, table: str, columns: Sequence[str]) -> pd.DataFrame:
     frame = warehouse.query(f"SELECT {', '.join(columns)} FROM {table}")
     if "ts" in frame.columns:
         frame["ts"] = pd.to_datetime(frame["ts"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return frame
+
+
+def _fingerprint(frame: pd.DataFrame) -> tuple[int, str]:
     text = frame.astype(str).sort_values(list(frame.columns)).to_csv(index=False)
     return len(frame), hashlib.sha256(text.encode()).hexdigest()
 

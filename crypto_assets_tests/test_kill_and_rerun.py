@@ -4,7 +4,6 @@ a clean run."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import signal
 import subprocess
@@ -12,12 +11,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from dagster import DagsterInstance
 
 from crypto_assets.warehouse import Warehouse
-from crypto_assets_tests.helpers import materialize_raw, table_fingerprint
+from crypto_assets_tests.helpers import day_fingerprints, materialize_raw, table_fingerprint
 from crypto_assets_tests.test_cli import SCRIPT
 
 SYMBOLS = ",".join(f"S{i:02d}-USD" for i in range(60))
@@ -36,18 +34,6 @@ def _days_written(instance: DagsterInstance) -> int:
     return sum(1 for event in logs if " written: " in (event.user_message or ""))
 
 
-def _day_fingerprints(warehouse: Warehouse) -> dict[str, tuple[int, str]]:
-    """Per UTC day: row count and checksum of its bars."""
-    frame = warehouse.query(f"SELECT {', '.join(COLUMNS)} FROM raw_ohlc")
-    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    days = frame["ts"].dt.strftime("%Y-%m-%d")
-    frame["ts"] = frame["ts"].dt.strftime("%Y-%m-%dT%H:%M")
-    return {
-        day: (len(rows), hashlib.sha256(rows.sort_values(COLUMNS).to_csv(index=False).encode()).hexdigest())
-        for day, rows in frame.astype(str).groupby(days)
-    }
-
-
 @pytest.mark.slow
 def test_sigkill_mid_backfill_then_rerun_equals_clean_run(warehouse_url: str, home: Path, tmp_path: Path):
     """The window already holds another version of the market (seed 1); the backfill replaces it
@@ -57,12 +43,12 @@ def test_sigkill_mid_backfill_then_rerun_equals_clean_run(warehouse_url: str, ho
     span = {"first_day": first.isoformat(), "last_day": last.isoformat(), "symbols": SYMBOLS}
     assert materialize_raw(warehouse_url, source="synthetic:1", **span).success
     warehouse = Warehouse(warehouse_url)
-    old_days = _day_fingerprints(warehouse)
+    old_days = day_fingerprints(warehouse, "raw_ohlc", COLUMNS)
     warehouse.dispose()
     clean_url = f"duckdb:///{tmp_path / 'clean.duckdb'}"
     assert materialize_raw(clean_url, **span).success
     clean = Warehouse(clean_url)
-    new_days = _day_fingerprints(clean)
+    new_days = day_fingerprints(clean, "raw_ohlc", COLUMNS)
     assert len(old_days) == len(new_days) == DAYS
     assert all(old_days[day] != new_days[day] for day in new_days), "the two versions must differ"
 
@@ -83,7 +69,7 @@ def test_sigkill_mid_backfill_then_rerun_equals_clean_run(warehouse_url: str, ho
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
-    killed = _day_fingerprints(warehouse)
+    killed = day_fingerprints(warehouse, "raw_ohlc", COLUMNS)
     assert set(killed) == set(new_days)
     replaced = [day for day in killed if killed[day] == new_days[day]]
     kept = [day for day in killed if killed[day] == old_days[day]]
