@@ -21,8 +21,9 @@ from dagster import (
 )
 
 from crypto_assets.errors import UserError
-from crypto_assets.ingestion.assets import WAREHOUSE_POOL, build_raw_ohlc
+from crypto_assets.ingestion.assets import build_raw_ohlc
 from crypto_assets.market import Timeframe
+from crypto_assets.names import WAREHOUSE_POOL
 from crypto_assets.resources import build_resources
 from crypto_assets.settings import load_settings
 from crypto_assets.transform import project

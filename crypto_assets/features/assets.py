@@ -7,11 +7,9 @@ from crypto_assets.automation.conditions import REBUILD_ON_UPSTREAM_UPDATE
 from crypto_assets.features.indicators import OVERLAP_BARS, WARMUP_BARS
 from crypto_assets.features.refresh import refresh_features
 from crypto_assets.features.store import RESAMPLED_TABLES
-from crypto_assets.ingestion.assets import WAREHOUSE_POOL
 from crypto_assets.market import Timeframe
+from crypto_assets.names import FEATURES_GROUP, WAREHOUSE_POOL
 from crypto_assets.resources import MarketResource, WarehouseResource
-
-FEATURES_GROUP = "features"
 
 
 class FeaturesConfig(Config):

@@ -3,7 +3,7 @@
 from dagster import AssetChecksDefinition, AssetKey
 
 from crypto_assets.features.store import FEATURES_TABLE
-from crypto_assets.ingestion.assets import WAREHOUSE_POOL
+from crypto_assets.names import WAREHOUSE_POOL
 from crypto_assets.warehouse.rule_checks import build_rule_check
 
 FEATURE_RULES = {

@@ -22,10 +22,10 @@ from pydantic import Field
 from crypto_assets.ingestion.load import LoadReport, load_window
 from crypto_assets.ingestion.partitions import daily_partitions
 from crypto_assets.market import Timeframe, parse_symbols
+from crypto_assets.names import INGESTION_GROUP, WAREHOUSE_POOL
 from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource
 from crypto_assets.warehouse.coverage import window_coverage
 
-WAREHOUSE_POOL = "warehouse_writes"
 COVERAGE_CHECK = "symbol_coverage"
 
 
@@ -41,7 +41,7 @@ def build_raw_ohlc(start: date, timeframe: Timeframe) -> AssetsDefinition:
 
     @asset(
         name="raw_ohlc",
-        group_name="ingestion",
+        group_name=INGESTION_GROUP,
         partitions_def=daily_partitions(start),
         backfill_policy=BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,

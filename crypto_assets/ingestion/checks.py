@@ -21,7 +21,7 @@ from dagster import (
     asset_check,
 )
 
-from crypto_assets.ingestion.assets import WAREHOUSE_POOL
+from crypto_assets.names import WAREHOUSE_POOL
 from crypto_assets.resources import MarketResource, WarehouseResource
 from crypto_assets.warehouse.schema import KEY_COLUMNS, VALUE_COLUMNS
 

@@ -7,12 +7,11 @@ from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, M
 from pydantic import Field
 
 from crypto_assets.automation.conditions import REBUILD_ON_UPSTREAM_UPDATE
-from crypto_assets.ingestion.assets import WAREHOUSE_POOL
 from crypto_assets.labels.store import ensure_label_table, label_table, read_base_bars, rewrite_labels
 from crypto_assets.labels.strategies import ChannelParams, DcaParams, SwingParams, label_bars
+from crypto_assets.names import LABELS_GROUP, WAREHOUSE_POOL
 from crypto_assets.resources import MarketResource, WarehouseResource
 
-LABELS_GROUP = "labels"
 _HORIZON = "Time limit in base bars, measured in time: entry ts + horizon_bars x timeframe."
 COMMON_RULES = (
     "Triple barrier on each bar's high and low from the bar after the entry (entry at the entry "

@@ -33,14 +33,13 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from pydantic import Field
 
 from crypto_assets.automation.conditions import REBUILD_ON_UPSTREAM_UPDATE
-from crypto_assets.ingestion.assets import WAREHOUSE_POOL
 from crypto_assets.market import Timeframe
+from crypto_assets.names import TRANSFORM_GROUP, WAREHOUSE_POOL
 from crypto_assets.resources import WarehouseResource
 from crypto_assets.transform.dbt_profile import patched_environ, vars_args
 from crypto_assets.transform.project import dbt_environment, prepare_manifest, prune_invocations
 from crypto_assets.transform.resources import build_dbt_resources, dbt_project
 
-TRANSFORM_GROUP = "transform"
 RAW_OHLC = AssetKey("raw_ohlc")
 FULL_REFRESH_TAG = "crypto_assets/dbt_full_refresh"
 AUTOMATION_SENSOR = "transform_automation"
