@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test lint dev status bench bench-windows dbt dbt-parse clean
+.PHONY: install demo test lint dev mlflow status bench bench-windows dbt dbt-parse clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ lint: $(STAMP)
 
 dev: $(STAMP)
 	$(BIN)/crypto-assets dev
+
+mlflow: $(STAMP)
+	$(BIN)/crypto-assets mlflow
 
 status: $(STAMP)
 	$(BIN)/crypto-assets status

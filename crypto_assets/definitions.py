@@ -12,6 +12,8 @@ from crypto_assets.ingestion.assets import build_raw_ohlc
 from crypto_assets.ingestion.checks import build_raw_ohlc_checks
 from crypto_assets.labels.assets import build_label_assets
 from crypto_assets.labels.checks import build_label_checks
+from crypto_assets.models.assets import build_model_assets
+from crypto_assets.models.signals import build_signals_asset
 from crypto_assets.resources import build_resources
 from crypto_assets.settings import load_settings
 from crypto_assets.transform.assets import build_transform
@@ -20,9 +22,10 @@ settings = load_settings()
 raw_ohlc = build_raw_ohlc(settings.start, settings.timeframe)
 transform = build_transform(settings.timeframe, settings.warehouse_url)
 features_and_labels = [build_features(settings.timeframe), *build_label_assets()]
+models = [*build_model_assets(), build_signals_asset()]
 
 defs = Definitions(
-    assets=[raw_ohlc, *transform.assets, *features_and_labels],
+    assets=[raw_ohlc, *transform.assets, *features_and_labels, *models],
     asset_checks=[*build_raw_ohlc_checks(raw_ohlc), *build_features_checks(), *build_label_checks()],
     schedules=[build_raw_ohlc_schedule(raw_ohlc, settings.timeframe)],
     sensors=[*transform.sensors, build_features_and_labels_sensor(features_and_labels)],

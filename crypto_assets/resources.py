@@ -13,6 +13,7 @@ from dagster import ConfigurableResource, EnvVar
 
 from crypto_assets.ingestion.sources import CandleSource, make_source
 from crypto_assets.market import Timeframe, parse_symbols
+from crypto_assets.models.tracking import MlflowResource
 from crypto_assets.settings import DEFAULT_SYMBOLS, Settings, load_settings
 from crypto_assets.warehouse import Warehouse
 from crypto_assets.warehouse.schema import ensure_ingestion_tables
@@ -83,5 +84,9 @@ def build_resources(
         "market": MarketResource(
             symbols=_env_or("CRYPTO_ASSETS_SYMBOLS", ",".join(settings.symbols)),
             timeframe=_env_or("CRYPTO_ASSETS_TIMEFRAME", settings.timeframe.name),
+        ),
+        "mlflow": MlflowResource(
+            tracking_uri=_env_or("MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri),
+            artifact_root=str(settings.home / "mlflow-artifacts"),
         ),
     }

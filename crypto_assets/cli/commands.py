@@ -60,9 +60,7 @@ def _load(
     ensure_dagster_home()
     _check_range(settings, start, end)
     _preflight(resources)
-    selection = AssetSelection.assets("raw_ohlc")
-    if downstream:
-        selection = selection.downstream()
+    raw = AssetSelection.assets("raw_ohlc")
     total_days = (end - start).days + 1
     with (
         DagsterInstance.get() as instance,
@@ -81,19 +79,23 @@ def _load(
             instance,
             start=start,
             end=end,
-            selection=selection,
+            selection=raw,
             symbols=symbols,
             days_per_run=days_per_run,
+            then=raw.downstream() - raw if downstream else None,
             on_chunk=on_chunk,
         )
 
 
-def _report_failures(outcome: RangeRunOutcome) -> int:
+def _report_failures(outcome: RangeRunOutcome, expected: tuple[str, ...] = ()) -> int:
+    """Exit code for the runs' failures; failures starting with one of `expected` are results the
+    command already reported (e.g. no model showed an edge), not errors."""
     if outcome.user_errors:
         print(f"crypto-assets: error: {outcome.user_errors[0]}", file=sys.stderr)
         return 2
-    if outcome.errors:
-        for message in dict.fromkeys(outcome.errors):
+    errors = [message for message in outcome.errors if not message.startswith(expected)]
+    if errors:
+        for message in dict.fromkeys(errors):
             print(f"crypto-assets: run failed: {message}", file=sys.stderr)
         return 1
     return 0
@@ -193,9 +195,13 @@ def run_demo(*, days: int) -> int:
     _print_models(warehouse)
     _print_features_and_labels(warehouse)
     _print_checks(outcome)
+    _print_strategy_models(resources["mlflow"])
     print(f"\ndagster instance: {os.environ['DAGSTER_HOME']} ({len(outcome.run_ids)} run(s))")
-    print(f"next: {UI_HINT}; `crypto-assets status` for freshness")
-    return _report_failures(outcome)
+    print(f"next: {UI_HINT}; `crypto-assets mlflow` to compare models; `crypto-assets status` for health")
+    from crypto_assets.models.signals import NO_CHAMPION
+
+    # no champion at all is an honest result the summary above states, not a broken demo
+    return _report_failures(outcome, expected=(NO_CHAMPION,))
 
 
 def _print_models(warehouse) -> None:
@@ -231,6 +237,47 @@ def _print_features_and_labels(warehouse) -> None:
     print(pd.concat(labels).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
 
+def _print_strategy_models(tracking) -> None:
+    """Per strategy: what the latest training found out of sample, and which version is champion."""
+    from crypto_assets.labels.assets import RULES
+    from crypto_assets.models.assets import model_key
+
+    rows = []
+    with DagsterInstance.get() as instance:
+        for strategy in RULES:
+            event = instance.get_latest_materialization_event(model_key(strategy))
+            meta = {k: v.value for k, v in event.asset_materialization.metadata.items()} if event else {}
+            rows.append(
+                {
+                    "strategy": strategy,
+                    "labels": meta.get("labels", 0),
+                    "base_rate": _pct(meta.get("oos_base_rate")),
+                    "oos_auc": _num(meta.get("oos_auc")),
+                    "win_rate_taken": _pct(meta.get("oos_win_rate_taken")),
+                    "win_rate_all": _pct(meta.get("oos_win_rate_all")),
+                    "version": meta.get("model_version", "-"),
+                    "champion": f"v{meta['champion_version']}" if "champion_version" in meta else "none",
+                    "why": meta.get("promotion_reason", "not trained"),
+                }
+            )
+    table = pd.DataFrame(rows)
+    print("\nstrategy models (out of sample, walk-forward; tracked in MLflow)")
+    print(table.drop(columns="why").to_string(index=False))
+    for row in rows:
+        print(f"  {row['strategy']}: {row['why']}")
+    if all(row["champion"] == "none" for row in rows):
+        print("  no strategy has a champion: no model showed an edge out of sample, so no signals")
+    print(f"mlflow: {tracking.describe()}; open it with `crypto-assets mlflow` (http://127.0.0.1:5000)")
+
+
+def _pct(value) -> str:
+    return f"{value:.1%}" if isinstance(value, int | float) else "-"
+
+
+def _num(value) -> str:
+    return f"{value:.3f}" if isinstance(value, int | float) else "-"
+
+
 def _print_checks(outcome: RangeRunOutcome) -> None:
     if not outcome.checks:
         return
@@ -246,4 +293,22 @@ def run_dev() -> int:
     dagster = shutil.which("dagster") or os.path.join(os.path.dirname(sys.executable), "dagster")
     print(f"DAGSTER_HOME={home}; UI at http://127.0.0.1:3000", file=sys.stderr)
     os.execv(dagster, [dagster, "dev", "-m", "crypto_assets.definitions"])
+    return 0
+
+
+def run_mlflow(*, host: str, port: int) -> int:
+    """The MLflow UI on the configured tracking store and registry (`mlflow ui`)."""
+    from crypto_assets.models.tracking import MlflowResource
+
+    settings = load_settings()
+    tracking = build_resources(settings, as_env_vars=False)["mlflow"]
+    assert isinstance(tracking, MlflowResource)
+    if tracking.uses_server:
+        print(f"MLflow runs as a server here: open {tracking.describe()}")
+        return 0
+    mlflow = shutil.which("mlflow") or os.path.join(os.path.dirname(sys.executable), "mlflow")
+    print(f"MLflow UI on {tracking.describe()} at http://{host}:{port}", file=sys.stderr)
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    os.execve(mlflow, [mlflow, "ui", "--backend-store-uri", tracking.tracking_uri, "--host", host,
+                       "--port", str(port)], env)  # fmt: skip
     return 0

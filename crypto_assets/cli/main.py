@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     demo = commands.add_parser("demo", help="build the graph on the embedded default and print a summary")
-    demo.add_argument("--days", type=int, default=30, help="days of history to load (default 30)")
+    demo.add_argument("--days", type=int, default=90, help="days of history to load (default 90)")
 
     backfill = commands.add_parser("backfill", help="load history through Dagster runs")
     backfill.add_argument("--start", type=_date, required=True, help="first day, YYYY-MM-DD (UTC)")
@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--max-age", type=int, help="minutes a newest bar may be old (default 3 bars)")
 
     commands.add_parser("dev", help="start `dagster dev` (UI and daemon) on this code location")
+
+    mlflow = commands.add_parser("mlflow", help="start the MLflow UI on the configured tracking store")
+    mlflow.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    mlflow.add_argument("--port", type=int, default=5000, help="port (default 5000)")
     return parser
 
 
@@ -80,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             max_age = timedelta(minutes=args.max_age) if args.max_age else None
             return run_status(max_age=max_age, now=datetime.now(UTC))
+        if args.command == "mlflow":
+            from crypto_assets.cli.commands import run_mlflow
+
+            return run_mlflow(host=args.host, port=args.port)
         if args.command == "dev":
             from crypto_assets.cli.commands import run_dev
 

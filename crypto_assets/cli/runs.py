@@ -62,39 +62,60 @@ def materialize_days(
     selection: AssetSelection,
     symbols: Sequence[str] | None = None,
     days_per_run: int = 31,
+    then: AssetSelection | None = None,
     on_chunk: Callable[[date, date, ExecuteInProcessResult], None] | None = None,
 ) -> RangeRunOutcome:
-    """One single-run backfill per chunk of days, each recorded in `instance` like a UI backfill."""
+    """One single-run backfill of `selection` per chunk of days, each recorded in `instance` like a UI
+    backfill; then, once, a run of `then` (the unpartitioned assets downstream: dbt models, features,
+    labels, models, signals rebuild once from everything loaded, not once per chunk)."""
     outcome = RangeRunOutcome()
     release_abandoned_runs(instance)
     run_config: dict = dict(QUIET_LOGS)
     if symbols:
         run_config["ops"] = {"raw_ohlc": {"config": {"symbols": list(symbols)}}}
     for first, last in day_chunks(start, end, days_per_run):
-        result = materialize(
-            assets,
-            resources=resources,
-            instance=instance,
-            selection=selection,
-            run_config=run_config,
-            tags={
-                "dagster/asset_partition_range_start": first.isoformat(),
-                "dagster/asset_partition_range_end": last.isoformat(),
-                LAUNCHED_BY: "crypto-assets cli",
-                PID_TAG: str(os.getpid()),
-                HOST_TAG: socket.gethostname(),
-            },
-            raise_on_error=False,
-        )
-        outcome.run_ids.append(result.run_id)
-        outcome.checks.extend(result.get_asset_check_evaluations())
-        for message, is_user_error in _failures(result):
-            (outcome.user_errors if is_user_error else outcome.errors).append(message)
+        partition_range = {
+            "dagster/asset_partition_range_start": first.isoformat(),
+            "dagster/asset_partition_range_end": last.isoformat(),
+        }
+        result = _run(assets, resources, instance, selection, run_config, partition_range, outcome)
         if on_chunk:
             on_chunk(first, last, result)
         if outcome.user_errors:
             break  # a configuration or input mistake fails every chunk the same way
+    if then is not None and not outcome.user_errors:
+        _run(assets, resources, instance, then, dict(QUIET_LOGS), {}, outcome)
     return outcome
+
+
+def _run(
+    assets: Sequence,
+    resources: dict,
+    instance: DagsterInstance,
+    selection: AssetSelection,
+    run_config: dict,
+    tags: dict[str, str],
+    outcome: RangeRunOutcome,
+) -> ExecuteInProcessResult:
+    result = materialize(
+        assets,
+        resources=resources,
+        instance=instance,
+        selection=selection,
+        run_config=run_config,
+        tags={
+            **tags,
+            LAUNCHED_BY: "crypto-assets cli",
+            PID_TAG: str(os.getpid()),
+            HOST_TAG: socket.gethostname(),
+        },
+        raise_on_error=False,
+    )
+    outcome.run_ids.append(result.run_id)
+    outcome.checks.extend(result.get_asset_check_evaluations())
+    for message, is_user_error in _failures(result):
+        (outcome.user_errors if is_user_error else outcome.errors).append(message)
+    return result
 
 
 def release_abandoned_runs(instance: DagsterInstance) -> list[str]:

@@ -1,9 +1,17 @@
 """strategy_dca_labels, strategy_swing_labels, strategy_channel_labels: triple-barrier labels of the
 base-timeframe bars, one asset per strategy, parameters as run config."""
 
-from dataclasses import fields
+from dataclasses import asdict, fields
 
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, MaterializeResult, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 from pydantic import Field
 
 from crypto_assets.automation.conditions import REBUILD_ON_UPSTREAM_UPDATE
@@ -114,6 +122,8 @@ def build_label_asset(strategy: str) -> AssetsDefinition:
                 "bars_read": len(bars),
                 "outcomes": {k: int(v) for k, v in counts.items()},
                 "positive_rate": float(rows["label"].mean()) if len(rows) else 0.0,
+                # the entry rule and barriers these labels follow; the strategy's model records them
+                "params": MetadataValue.json(asdict(params)),
                 "dagster/row_count": len(rows),
             }
         )

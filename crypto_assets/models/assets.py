@@ -1,0 +1,233 @@
+"""dca_model, swing_model, channel_model: one classifier per strategy, tracked and registered in MLflow.
+
+Each materialization is one training: walk-forward out-of-sample scores, the final fit, one MLflow
+run with its plots, a new registered version, and the champion gate's decision in the metadata.
+"""
+
+import math
+from collections.abc import Iterator
+from dataclasses import asdict
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from pydantic import Field
+
+from crypto_assets.labels.assets import RULES
+from crypto_assets.labels.store import label_table
+from crypto_assets.models.fit_and_register import TrainingReport, TrainingSettings
+from crypto_assets.models.tracking import MlflowResource
+from crypto_assets.models.training import ModelParams
+from crypto_assets.names import MODELS_GROUP, WAREHOUSE_POOL
+from crypto_assets.resources import MarketResource, WarehouseResource
+
+AUC_CHECK = "oos_auc_above_floor"
+FOLDS_CHECK = "no_empty_fold"
+BALANCE_CHECK = "class_balance"
+LOG_LOSS_CHECK = "beats_base_rate_log_loss"
+
+
+def model_key(strategy: str) -> AssetKey:
+    return AssetKey(f"{strategy}_model")
+
+
+class ModelConfig(Config):
+    n_folds: int = Field(TrainingSettings.n_folds, description="Walk-forward test folds.")
+    test_fraction: float = Field(
+        TrainingSettings.test_fraction, description="Share of the labels (the newest) the test folds cover."
+    )
+    min_labels: int = Field(
+        TrainingSettings.min_labels, description="Fewer closed labels than this: skip, register nothing."
+    )
+    promotion_margin: float = Field(
+        TrainingSettings.promotion_margin,
+        description="Log loss by which a new version must beat the champion on the same labels.",
+    )
+    min_comparison_rows: int = Field(
+        TrainingSettings.min_comparison_rows,
+        description="Labels newer than the champion's training data needed to compare the two.",
+    )
+    threshold: float | None = Field(
+        None, description="Probability above which an entry is taken; default: the training base rate."
+    )
+    features: list[str] | None = Field(None, description="Feature columns to use; default: all.")
+    max_iter: int = Field(ModelParams.max_iter, description="Boosting iterations.")
+    learning_rate: float = Field(ModelParams.learning_rate)
+    max_leaf_nodes: int = Field(ModelParams.max_leaf_nodes)
+    min_samples_leaf: int = Field(ModelParams.min_samples_leaf)
+    l2_regularization: float = Field(ModelParams.l2_regularization)
+    auc_floor: float = Field(0.52, description="The out-of-sample AUC check warns below this.")
+    min_positive_rate: float = Field(0.02, description="The class-balance check fails outside this..1-this.")
+
+    def settings(self) -> TrainingSettings:
+        model = ModelParams(
+            max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
+        )  # fmt: skip
+        return TrainingSettings(
+            n_folds=self.n_folds, test_fraction=self.test_fraction, min_labels=self.min_labels,
+            promotion_margin=self.promotion_margin, min_comparison_rows=self.min_comparison_rows,
+            threshold=self.threshold, features=tuple(self.features) if self.features else None, model=model,
+        )  # fmt: skip
+
+
+def build_model_asset(strategy: str) -> AssetsDefinition:
+    labels = AssetKey(label_table(strategy))
+    key = model_key(strategy)
+    specs = [
+        AssetCheckSpec(
+            AUC_CHECK, asset=key, description="Out-of-sample ROC AUC is above the configured floor."
+        ),
+        AssetCheckSpec(
+            FOLDS_CHECK, asset=key, description="Every walk-forward fold has training and test rows."
+        ),
+        AssetCheckSpec(BALANCE_CHECK, asset=key, description="The take-profit rate is within bounds."),
+        AssetCheckSpec(
+            LOG_LOSS_CHECK,
+            asset=key,
+            description="Out-of-sample log loss beats the naive base-rate forecast.",
+        ),
+    ]
+
+    @asset(
+        key=key,
+        group_name=MODELS_GROUP,
+        deps=[labels, AssetKey("features")],
+        pool=WAREHOUSE_POOL,
+        kinds={"scikitlearn", "mlflow"},
+        check_specs=specs,
+        description=(
+            f"Classifier of {strategy} entries: P(take profit before stop loss or time limit) from the "
+            "entry bar's features and coarser timeframes' features as of the entry. Walk-forward "
+            "validation by entry time with purging (label windows overlapping a test fold) and an "
+            "embargo of one label horizon; scores out of sample only. Logged to MLflow with plots and "
+            f"registered as crypto_assets.{strategy}; the alias `champion` moves only when the new "
+            "version shows an edge and beats the champion on the same out-of-sample labels."
+        ),
+    )
+    def model(
+        context: AssetExecutionContext,
+        config: ModelConfig,
+        warehouse: WarehouseResource,
+        market: MarketResource,
+        mlflow: MlflowResource,
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
+        from crypto_assets.models.dataset import read_training_set
+        from crypto_assets.models.fit_and_register import fit_and_register
+
+        base = market.base_timeframe
+        db = warehouse.open()
+        try:
+            with db.read() as connection:
+                training_set = read_training_set(connection, label_table(strategy), base)
+        finally:
+            db.dispose()
+        report = fit_and_register(
+            training_set,
+            strategy=strategy,
+            base=base,
+            strategy_params=_strategy_params(context, strategy, labels),
+            settings=config.settings(),
+            tracking=mlflow,
+            tags={"dagster_run_id": context.run.run_id, "dagster_asset": key.to_user_string()},
+        )
+        context.log.info(f"{strategy}: {report.promotion}: {report.reason}")
+        yield MaterializeResult(metadata=_metadata(report))
+        yield from _checks(report, config)
+
+    return model
+
+
+def build_model_assets() -> list[AssetsDefinition]:
+    return [build_model_asset(strategy) for strategy in RULES]
+
+
+def _strategy_params(context: AssetExecutionContext, strategy: str, labels: AssetKey) -> dict:
+    """The parameters the stored labels were made with (recorded by the label asset), else defaults."""
+    event = context.instance.get_latest_materialization_event(labels)
+    recorded = (
+        event.asset_materialization.metadata.get("params") if event and event.asset_materialization else None
+    )
+    if recorded is not None:
+        return dict(recorded.value)
+    return asdict(RULES[strategy][1]())
+
+
+def _metadata(report: TrainingReport) -> dict:
+    overall = report.overall
+    metadata: dict = {
+        "promotion": report.promotion,
+        "promotion_reason": report.reason,
+        "labels": report.labels,
+        "labels_used": report.usable if report.version is not None else 0,
+    }
+    if report.version is not None:
+        metadata["model_version"] = report.version
+    if report.champion_version is not None:
+        metadata["champion_version"] = report.champion_version
+    if report.run_link:
+        metadata["mlflow_run"] = (
+            MetadataValue.url(report.run_link) if report.run_link.startswith("http") else report.run_link
+        )
+    for name in ("roc_auc", "log_loss", "log_loss_naive", "brier", "brier_skill", "base_rate", "trades",
+                 "win_rate_taken", "win_rate_all", "mean_return_taken", "mean_return_all"):  # fmt: skip
+        if name in overall and math.isfinite(overall[name]):
+            metadata[f"oos_{name.replace('roc_', '')}"] = float(overall[name])
+    if report.folds is not None:
+        table = report.folds.drop(columns=["log_loss_naive", "precision"], errors="ignore")
+        metadata["folds"] = MetadataValue.md(table.to_markdown(index=False, floatfmt=".4f"))
+    if report.features:
+        metadata["feature_count"] = len(report.features)
+    return metadata
+
+
+def _checks(report: TrainingReport, config: ModelConfig) -> Iterator[AssetCheckResult]:
+    if report.folds is None:
+        for name in (AUC_CHECK, FOLDS_CHECK, BALANCE_CHECK, LOG_LOSS_CHECK):
+            yield AssetCheckResult(
+                check_name=name, passed=False, severity=AssetCheckSeverity.WARN, description=report.reason
+            )
+        return
+    overall, folds = report.overall, report.folds
+    auc = overall["roc_auc"]
+    yield AssetCheckResult(
+        check_name=AUC_CHECK,
+        passed=bool(auc > config.auc_floor),
+        severity=AssetCheckSeverity.WARN,
+        description=f"out-of-sample AUC {auc:.4f}, floor {config.auc_floor}",
+        metadata={"oos_auc": float(auc)},
+    )
+    one_class = folds[folds["base_rate"].isin([0.0, 1.0]) | (folds["rows"] == 0)]["fold"].tolist()
+    yield AssetCheckResult(
+        check_name=FOLDS_CHECK,
+        passed=not one_class,
+        severity=AssetCheckSeverity.ERROR,
+        description="every fold has rows of both outcomes"
+        if not one_class
+        else f"fold(s) {one_class} are empty or hold one outcome only",
+        metadata={"test_rows_per_fold": [int(v) for v in folds["rows"]]},
+    )
+    rate = overall["base_rate"]
+    low, high = config.min_positive_rate, 1 - config.min_positive_rate
+    yield AssetCheckResult(
+        check_name=BALANCE_CHECK,
+        passed=bool(low <= rate <= high),
+        severity=AssetCheckSeverity.WARN,
+        description=f"take-profit rate {rate:.2%} out of sample (bounds {low:.0%}..{high:.0%})",
+    )
+    model_ll, naive_ll = overall["log_loss"], overall["log_loss_naive"]
+    yield AssetCheckResult(
+        check_name=LOG_LOSS_CHECK,
+        passed=bool(model_ll < naive_ll),
+        severity=AssetCheckSeverity.WARN,
+        description=f"log loss {model_ll:.4f} vs {naive_ll:.4f} forecasting the training base rate",
+    )

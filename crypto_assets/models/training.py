@@ -1,0 +1,131 @@
+"""Train one strategy's classifier: walk-forward out-of-sample scores, then the final fit on every row.
+
+The model is scikit-learn's HistGradientBoostingClassifier in a Pipeline. Its early stopping is
+off: above 10,000 rows it would hold out a *random* validation split, i.e. future rows, a leak.
+Everything is seeded, so the same data gives the same model and the same scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from crypto_assets.models.evaluation import scores
+from crypto_assets.models.validation import Fold
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+SEED = 0
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    max_iter: int = 150
+    learning_rate: float = 0.05
+    max_leaf_nodes: int = 31
+    min_samples_leaf: int = 200
+    l2_regularization: float = 1.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def make_pipeline(params: ModelParams) -> Pipeline:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+
+    classifier = HistGradientBoostingClassifier(**params.as_dict(), early_stopping=False, random_state=SEED)
+    return Pipeline([("classifier", classifier)])
+
+
+@dataclass
+class WalkForward:
+    """Out-of-sample results of every fold; the latest fold's model is kept for the champion gate."""
+
+    folds: pd.DataFrame  # one row per fold: fold, train_rows, train_from, test_from, test_to, scores
+    overall: dict[str, float]  # scores of all out-of-sample predictions together
+    predictions: pd.DataFrame  # per test row: position, fold, probability, taken, naive
+    latest_model: Pipeline
+    latest_fold: Fold
+
+
+def walk_forward(
+    x: pd.DataFrame,
+    y: np.ndarray,
+    returns: np.ndarray,
+    entry_ts: pd.Series,
+    folds: list[Fold],
+    params: ModelParams,
+    threshold: float | None = None,
+) -> WalkForward:
+    """Fit on each fold's training rows, predict its test rows. A trade is taken when the probability
+    exceeds `threshold`, by default the fold's training base rate (the model rates it better than an
+    average entry of the past)."""
+    import numpy as np
+    import pandas as pd
+
+    rows, parts = [], []
+    model = None
+    for fold in folds:
+        y_train = y[fold.train]
+        base_rate = float(y_train.mean()) if len(y_train) else float("nan")
+        cut = base_rate if threshold is None else threshold
+        if len(fold.train) == 0 or len(np.unique(y_train)) < 2:
+            probability = np.full(len(fold.test), base_rate if len(y_train) else 0.5)
+        else:
+            model = make_pipeline(params).fit(_without_empty_columns(x.iloc[fold.train]), y_train)
+            probability = model.predict_proba(x.iloc[fold.test])[:, 1]
+        taken = probability > cut
+        naive = np.full(len(fold.test), base_rate)
+        fold_scores = scores(y[fold.test], probability, returns[fold.test], taken=taken, naive=naive)
+        rows.append(
+            {
+                "fold": fold.number,
+                "train_rows": len(fold.train),
+                "train_base_rate": base_rate,
+                "threshold": cut,
+                "test_from": entry_ts.iloc[fold.test[0]],
+                "test_to": entry_ts.iloc[fold.test[-1]],
+                **fold_scores,
+            }
+        )
+        parts.append(
+            pd.DataFrame(
+                {
+                    "position": fold.test,
+                    "fold": fold.number,
+                    "probability": probability,
+                    "taken": taken,
+                    "naive": naive,
+                }
+            )  # fmt: skip
+        )
+    predictions = pd.concat(parts, ignore_index=True)
+    positions = predictions["position"].to_numpy()
+    overall = scores(
+        y[positions],
+        predictions["probability"].to_numpy(),
+        returns[positions],
+        taken=predictions["taken"].to_numpy(),
+        naive=predictions["naive"].to_numpy(),
+    )
+    latest = folds[-1]
+    if model is None or len(latest.train) == 0:
+        raise ValueError("the latest fold has no training rows with both outcomes: too few labels")
+    return WalkForward(pd.DataFrame(rows), overall, predictions, model, latest)
+
+
+def fit_final(x: pd.DataFrame, y: np.ndarray, params: ModelParams) -> Pipeline:
+    """The model that is registered: the same pipeline fitted on every labelled row."""
+    return make_pipeline(params).fit(_without_empty_columns(x), y)
+
+
+def _without_empty_columns(x: pd.DataFrame) -> pd.DataFrame:
+    """Training rows with every all-missing column set to 0 (e.g. a coarse timeframe with no settled
+    bucket yet). A constant column gets no split, exactly like no data; scikit-learn 1.9's binning
+    raises on a column with no value at all."""
+    empty = x.columns[x.isna().all()]
+    return x.assign(**{name: 0.0 for name in empty}) if len(empty) else x
