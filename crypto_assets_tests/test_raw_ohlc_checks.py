@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import pandas as pd
 from dagster import AssetKey, asset, materialize
 
-from crypto_assets.ingestion.checks import build_raw_ohlc_checks, find_gaps, find_outlier_moves
+from crypto_assets.ingestion.checks import (
+    OUTLIER_SIGMAS,
+    build_raw_ohlc_checks,
+    check_window,
+    find_gaps,
+    find_outlier_moves,
+)
 from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource
 from crypto_assets.warehouse import Warehouse
 from crypto_assets_tests.helpers import RAW_OHLC, SIX
@@ -63,6 +72,8 @@ def test_a_bad_candle_written_behind_our_back_blocks_downstream(warehouse_url: s
     assert not check.passed and check.severity.value == "ERROR"
     for broken in ["high", "volume", "grid_offset_s"]:
         assert broken in check.description
+    # the offending row is sampled into the metadata by its symbol and bar time
+    assert "BTC-USD 2025-03-04T10:07:00+00:00" in check.metadata["expectations"].value
     materialized = {m.asset_key for m in result.get_asset_materialization_events()}
     assert AssetKey("downstream_of_raw") not in materialized
 
@@ -83,3 +94,77 @@ def test_a_ten_percent_jump_in_a_quiet_market_is_flagged():
     candles = pd.DataFrame({"exchange": "x", "symbol": "BTC-USD", "ts": ts, "close": close})
     flagged = find_outlier_moves(candles)
     assert list(flagged["ts"]) == [ts[120].isoformat()]
+
+
+def test_gaps_and_outliers_are_reported_from_the_warehouse(warehouse_url: str):
+    assert run(warehouse_url, "2025-03-04").success
+    with Warehouse(warehouse_url).begin() as connection:
+        connection.exec_driver_sql(
+            "DELETE FROM raw_ohlc WHERE symbol = 'ETH-USD' AND ts >= '2025-03-04 06:00:00+00' "
+            "AND ts < '2025-03-04 06:45:00+00'"
+        )
+        connection.exec_driver_sql(
+            "UPDATE raw_ohlc SET close = close * 1.5, high = high * 1.5 "
+            "WHERE symbol = 'SOL-USD' AND ts = '2025-03-04 12:00:00+00'"
+        )
+    db = Warehouse(warehouse_url)
+    try:  # the checks alone, on what is stored now
+        start = datetime(2025, 3, 4, tzinfo=UTC)
+        selected = {"raw_ohlc_gaps", "raw_ohlc_outlier_moves"}
+        found = {r.check_name: r for r in check_window(db, "15m", 900, start, start + timedelta(1), selected)}
+    finally:
+        db.dispose()
+    assert set(found) == selected
+    assert found["raw_ohlc_gaps"].description == "3 bars missing in 1 gap(s)"
+    assert re.search(r"ETH-USD +\| 2025-03-04T05:45:00\+00:00", found["raw_ohlc_gaps"].metadata["gaps"].value)
+    flagged = found["raw_ohlc_outlier_moves"]
+    assert flagged.metadata["flagged_count"].value == 2  # the jump up and the fall back
+    assert re.search(r"SOL-USD +\| 2025-03-04T12:00:00\+00:00", flagged.metadata["flagged"].value)
+
+
+def reference_gaps(candles: pd.DataFrame, seconds: int) -> list[tuple]:
+    """The plain per-symbol loop the vectorized version replaces."""
+    rows = []
+    for (exchange, symbol), bars in candles.groupby(["exchange", "symbol"]):
+        ts = sorted(bars["ts"])
+        for before, after in zip(ts, ts[1:], strict=False):
+            step = (after - before).total_seconds()
+            if step > seconds:
+                missing = int(step // seconds) - 1
+                rows.append((exchange, symbol, before.isoformat(), after.isoformat(), missing))
+    return rows
+
+
+def reference_outliers(candles: pd.DataFrame, sigmas: float) -> list[tuple]:
+    rows = []
+    for (exchange, symbol), bars in candles.groupby(["exchange", "symbol"]):
+        bars = bars.sort_values("ts")
+        moves = pd.Series(np.diff(np.log(bars["close"].to_numpy())), index=bars["ts"].iloc[1:])
+        median = moves.median()
+        scale = 1.4826 * (moves - median).abs().median()
+        if len(moves) < 20 or scale == 0:
+            continue
+        z = (moves - median) / scale
+        hits = z[z.abs() > sigmas]
+        rows += [(exchange, symbol, t.isoformat(), round(float(v), 1)) for t, v in hits.items()]
+    return rows
+
+
+def test_vectorized_gaps_and_outliers_match_the_per_symbol_loop():
+    rng = np.random.default_rng(11)
+    frames = []
+    for i, symbol in enumerate(["AAA-USD", "BBB-USD", "CCC-USD", "DDD-USD"]):
+        ts = pd.date_range("2025-03-04", periods=300 + 7 * i, freq="15min", tz="UTC")
+        moves = rng.standard_t(3, len(ts)) * 0.003
+        moves[rng.integers(0, len(ts), 3)] = rng.choice([-0.2, 0.2], 3)
+        keep = rng.random(len(ts)) > 0.05  # about one bar in twenty missing
+        close = 100 * np.exp(np.cumsum(moves))
+        frames.append(pd.DataFrame({"exchange": "x", "symbol": symbol, "ts": ts, "close": close})[keep])
+    candles = pd.concat(frames).sample(frac=1, random_state=3)  # stored order is no order
+    gaps = find_gaps(candles, 900)
+    assert list(gaps.itertuples(index=False, name=None)) == reference_gaps(candles, 900)
+    assert len(gaps) > 20
+    flagged = find_outlier_moves(candles)
+    got = [(r.exchange, r.symbol, r.ts, r.robust_z) for r in flagged.itertuples()]
+    assert got == reference_outliers(candles, OUTLIER_SIGMAS)
+    assert len(got) >= 8

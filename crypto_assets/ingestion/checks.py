@@ -5,41 +5,69 @@ it (bad OHLC relations, negative volume, duplicate keys, off-grid timestamps, nu
 changed schema) stop downstream assets in the same run. Validation normally quarantines such
 rows before they are stored; this guards the table against every other writer.
 Gaps and outlier moves are facts of real markets, so those checks only warn.
+
+The three checks are one step over one bulk read of the window (Arrow on DuckDB, COPY on
+PostgreSQL): the suite validates that frame, and gaps and outlier moves are computed on its
+sorted arrays, vectorized across symbols. Metadata lists a sample of the offending rows.
 """
 
-from collections.abc import Sequence
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetsDefinition,
     MetadataValue,
-    asset_check,
+    PreviewWarning,
+    multi_asset_check,
 )
 
 from crypto_assets.names import WAREHOUSE_POOL
 from crypto_assets.resources import MarketResource, WarehouseResource
 from crypto_assets.warehouse.schema import KEY_COLUMNS, VALUE_COLUMNS
 
+if TYPE_CHECKING:  # pandas, numpy and Great Expectations load when a check runs
+    import numpy as np
+    import pandas as pd
+
+    from crypto_assets.warehouse import Warehouse
+
+EXPECTATIONS_CHECK = "raw_ohlc_expectations"
+GAPS_CHECK = "raw_ohlc_gaps"
+OUTLIERS_CHECK = "raw_ohlc_outlier_moves"
 OUTLIER_SIGMAS = 12.0  # a bar move this many robust standard deviations from the symbol's norm
+MIN_MOVES = 20  # fewer moves than this give no robust norm to compare against
 MAX_LISTED = 20
+_STRINGS = ("exchange", "symbol", "timeframe")
 
 
-def load_window(
-    warehouse: WarehouseResource, context: AssetCheckExecutionContext, timeframe: str
-) -> pd.DataFrame:
-    window = context.op_execution_context.partition_time_window
-    return warehouse.open().query(
-        "SELECT * FROM raw_ohlc WHERE timeframe = :tf AND ts >= :start AND ts < :end",
-        {"tf": timeframe, "start": window.start, "end": window.end},
-    )
+def read_window(warehouse: "Warehouse", timeframe: str, start, end) -> "pd.DataFrame":
+    """Every stored column of the window's candles, in one bulk read; the key's strings as
+    categories (Great Expectations filters the frame once per expectation: integer codes are
+    cheap to filter, strings are not)."""
+    import pyarrow as pa
+
+    from crypto_assets.warehouse.frames import read_arrow
+
+    query = "SELECT * FROM raw_ohlc WHERE timeframe = :tf AND ts >= :start AND ts < :end"
+    with warehouse.read() as connection:
+        table = read_arrow(
+            connection, query, {"tf": timeframe, "start": start, "end": end}, timestamps=["ts", "loaded_at"]
+        )
+    columns = {
+        name: column.dictionary_encode() if name in _STRINGS and pa.types.is_string(column.type) else column
+        for name, column in zip(table.column_names, table.columns, strict=True)
+    }
+    return pa.table(columns).to_pandas()
 
 
-def expectation_suite(timeframe_seconds: int):
+def expectation_suite():
     import great_expectations as gx
 
     expect = gx.expectations
@@ -63,135 +91,264 @@ def expectation_suite(timeframe_seconds: int):
     return suite
 
 
-def run_expectations(candles: pd.DataFrame, timeframe_seconds: int) -> list[dict]:
-    """One dict per expectation: what it checks, whether it held, how many rows broke it."""
+def _quiet_context():
+    """An ephemeral Great Expectations context without progress bars or usage statistics."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    frame = candles.copy()
-    epoch_s = (pd.to_datetime(frame["ts"], utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
-    frame["grid_offset_s"] = epoch_s.astype("int64") % timeframe_seconds
     context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def run_expectations(candles: "pd.DataFrame", timeframe_seconds: int) -> list[dict]:
+    """One dict per expectation: what it checks, whether it held, how many rows broke it and
+    the key of a few of them."""
+    frame = candles.copy(deep=False)
+    frame["grid_offset_s"] = grid_offsets(frame["ts"], timeframe_seconds)
     batch = (
-        context.data_sources.add_pandas("warehouse")
+        _quiet_context()
+        .data_sources.add_pandas("warehouse")
         .add_dataframe_asset("raw_ohlc")
         .add_batch_definition_whole_dataframe("run window")
         .get_batch(batch_parameters={"dataframe": frame})
     )
-    validation = batch.validate(expectation_suite(timeframe_seconds))
+    result_format = {
+        "result_format": "SUMMARY",
+        "partial_unexpected_count": 3,
+        "unexpected_index_column_names": ["symbol", "ts"],
+    }
+    validation = batch.validate(expectation_suite(), result_format=result_format)
     outcomes = []
     for result in validation.results:
         config = result.expectation_config
         kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id",)}
+        sample = result.result.get("partial_unexpected_index_list") or []
         outcomes.append(
             {
                 "expectation": config.type,
                 "on": ", ".join(str(v) for v in kwargs.values())[:80],
                 "success": bool(result.success),
                 "unexpected": int(result.result.get("unexpected_count") or 0),
+                "sample": "; ".join(_describe_row(row) for row in sample[:3]),
             }
         )
     return outcomes
 
 
-def find_gaps(candles: pd.DataFrame, timeframe_seconds: int) -> pd.DataFrame:
+def _describe_row(row) -> str:
+    if not isinstance(row, dict):
+        return str(row)
+    return " ".join(v.isoformat() if hasattr(v, "isoformat") else str(v) for v in row.values())
+
+
+def grid_offsets(ts: "pd.Series", timeframe_seconds: int) -> "np.ndarray":
+    """Seconds past the bar grid (0 when aligned), exact to the microsecond."""
+    micros = _epoch_micros(ts)
+    return (micros % (timeframe_seconds * 1_000_000)) / 1e6
+
+
+def _epoch_micros(ts: "pd.Series") -> "np.ndarray":
+    import pandas as pd
+
+    return pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).as_unit("us").asi8
+
+
+def _sorted_series(candles: "pd.DataFrame") -> tuple["np.ndarray", "np.ndarray", "pd.DataFrame"]:
+    """Row order by (exchange, symbol, ts), each row's series code in that order, and the ordered
+    key columns. Series follow each other, so a step between neighbours is inside one series
+    exactly where the codes of both are equal."""
+    import numpy as np
+
+    keys = candles[["exchange", "symbol"]]
+    codes = keys.groupby(["exchange", "symbol"], sort=True, observed=True).ngroup().to_numpy()
+    micros = _epoch_micros(candles["ts"])
+    order = np.lexsort((micros, codes))
+    return order, codes[order], keys.iloc[order].reset_index(drop=True)
+
+
+def find_gaps(candles: "pd.DataFrame", timeframe_seconds: int) -> "pd.DataFrame":
     """Runs of missing bars between a symbol's first and last stored bar in the window."""
-    rows = []
-    for (exchange, symbol), bars in candles.groupby(["exchange", "symbol"]):
-        ts = pd.to_datetime(bars["ts"], utc=True).sort_values()
-        step = ts.diff().dt.total_seconds()
-        for before, after, seconds in zip(ts.shift(1)[step > timeframe_seconds], ts[step > timeframe_seconds],
-                                          step[step > timeframe_seconds], strict=True):  # fmt: skip
-            rows.append(
-                {"exchange": exchange, "symbol": symbol, "after": before.isoformat(),
-                 "resumes": after.isoformat(), "missing_bars": int(seconds // timeframe_seconds) - 1}
-            )  # fmt: skip
-    return pd.DataFrame(rows, columns=["exchange", "symbol", "after", "resumes", "missing_bars"])
+    import numpy as np
+    import pandas as pd
+
+    columns = ["exchange", "symbol", "after", "resumes", "missing_bars"]
+    if len(candles) < 2:
+        return pd.DataFrame(columns=columns)
+    order, codes, keys = _sorted_series(candles)
+    micros = _epoch_micros(candles["ts"])[order]
+    step = np.diff(micros)
+    gap = np.flatnonzero((codes[1:] == codes[:-1]) & (step > timeframe_seconds * 1_000_000))
+    return pd.DataFrame(
+        {
+            "exchange": keys["exchange"].to_numpy()[gap + 1].astype(str),
+            "symbol": keys["symbol"].to_numpy()[gap + 1].astype(str),
+            "after": _isoformat(micros[gap]),
+            "resumes": _isoformat(micros[gap + 1]),
+            "missing_bars": step[gap] // (timeframe_seconds * 1_000_000) - 1,
+        },
+        columns=columns,
+    )
 
 
-def find_outlier_moves(candles: pd.DataFrame, sigmas: float = OUTLIER_SIGMAS) -> pd.DataFrame:
+def find_outlier_moves(candles: "pd.DataFrame", sigmas: float = OUTLIER_SIGMAS) -> "pd.DataFrame":
     """Bars whose close-to-close log move is `sigmas` robust deviations (MAD) from the symbol's median."""
-    flagged = []
-    for (exchange, symbol), bars in candles.groupby(["exchange", "symbol"]):
-        bars = bars.sort_values("ts")
-        moves = np.log(bars["close"].to_numpy(dtype=float))
-        moves = pd.Series(np.diff(moves), index=bars["ts"].iloc[1:])
-        if len(moves) < 20:
-            continue
-        median = moves.median()
-        scale = 1.4826 * (moves - median).abs().median()
-        if scale == 0:
-            continue
-        z = (moves - median) / scale
-        for ts, score in z[z.abs() > sigmas].items():
-            flagged.append({"exchange": exchange, "symbol": symbol, "ts": pd.Timestamp(ts).isoformat(),
-                            "move": float(moves[ts]), "robust_z": round(float(score), 1)})  # fmt: skip
-    return pd.DataFrame(flagged, columns=["exchange", "symbol", "ts", "move", "robust_z"])
+    import numpy as np
+    import pandas as pd
+
+    columns = ["exchange", "symbol", "ts", "move", "robust_z"]
+    if len(candles) < 2:
+        return pd.DataFrame(columns=columns)
+    order, codes, keys = _sorted_series(candles)
+    close = candles["close"].to_numpy(dtype=float)[order]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_close = np.log(np.where(close > 0, close, np.nan))
+    moves = np.diff(log_close)
+    valid = (codes[1:] == codes[:-1]) & np.isfinite(moves)
+    rows = np.flatnonzero(valid) + 1  # the bar each move ends on
+    move_codes, values = codes[rows], moves[rows - 1]
+    median = _group_medians(move_codes, values)
+    deviation = np.abs(values - median[move_codes])
+    count = np.bincount(move_codes, minlength=len(median))
+    scale = 1.4826 * _group_medians(move_codes, deviation)
+    usable = (count[move_codes] >= MIN_MOVES) & (scale[move_codes] > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (values - median[move_codes]) / scale[move_codes]
+    hit = np.flatnonzero(usable & (np.abs(z) > sigmas))
+    return pd.DataFrame(
+        {
+            "exchange": keys["exchange"].to_numpy()[rows[hit]].astype(str),
+            "symbol": keys["symbol"].to_numpy()[rows[hit]].astype(str),
+            "ts": _isoformat(_epoch_micros(candles["ts"])[order][rows[hit]]),
+            "move": values[hit],
+            "robust_z": np.round(z[hit], 1),
+        },
+        columns=columns,
+    )
 
 
-def _table(frame: pd.DataFrame) -> MetadataValue:
+def _group_medians(codes: "np.ndarray", values: "np.ndarray") -> "np.ndarray":
+    """Median of `values` per integer code (NaN for a code without values), by one sort."""
+    import numpy as np
+
+    size = int(codes.max()) + 1 if len(codes) else 0
+    medians = np.full(size, np.nan)
+    if not len(codes):
+        return medians
+    order = np.lexsort((values, codes))
+    ordered = values[order]
+    counts = np.bincount(codes, minlength=size)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    present = counts > 0
+    low = starts + (counts - 1) // 2
+    high = starts + counts // 2
+    medians[present] = (ordered[low[present]] + ordered[high[present]]) / 2
+    return medians
+
+
+def _isoformat(micros: "np.ndarray") -> list[str]:
+    import pandas as pd
+
+    return [ts.isoformat() for ts in pd.to_datetime(micros, unit="us", utc=True)]
+
+
+def _table(frame: "pd.DataFrame") -> MetadataValue:
     return MetadataValue.md(frame.head(MAX_LISTED).to_markdown(index=False) if len(frame) else "none")
+
+
+def expectations_result(outcomes: list[dict], rows: int) -> AssetCheckResult:
+    import pandas as pd
+
+    outcomes_frame = pd.DataFrame(outcomes)
+    failed = outcomes_frame[~outcomes_frame["success"]]
+    return AssetCheckResult(
+        check_name=EXPECTATIONS_CHECK,
+        passed=failed.empty,
+        severity=AssetCheckSeverity.ERROR,
+        description="all expectations met"
+        if failed.empty
+        else "failed: " + "; ".join(f"{r.expectation}({r.on}) x{r.unexpected}" for r in failed.itertuples()),
+        metadata={"rows": rows, "expectations": _table(outcomes_frame)},
+    )
+
+
+def gaps_result(gaps: "pd.DataFrame") -> AssetCheckResult:
+    return AssetCheckResult(
+        check_name=GAPS_CHECK,
+        passed=gaps.empty,
+        severity=AssetCheckSeverity.WARN,
+        description="no gaps"
+        if gaps.empty
+        else f"{int(gaps['missing_bars'].sum())} bars missing in {len(gaps)} gap(s)",
+        metadata={"gaps": _table(gaps), "gap_count": len(gaps)},
+    )
+
+
+def outliers_result(flagged: "pd.DataFrame") -> AssetCheckResult:
+    return AssetCheckResult(
+        check_name=OUTLIERS_CHECK,
+        passed=flagged.empty,
+        severity=AssetCheckSeverity.WARN,
+        description="no outlier moves" if flagged.empty else f"{len(flagged)} outlier move(s) flagged",
+        metadata={"flagged": _table(flagged), "flagged_count": len(flagged)},
+    )
+
+
+def check_window(
+    warehouse: "Warehouse", timeframe: str, timeframe_seconds: int, start, end, selected: set[str]
+) -> Iterator[AssetCheckResult]:
+    """The results of the `selected` checks on the candles of [start, end)."""
+    candles = read_window(warehouse, timeframe, start, end)
+    if EXPECTATIONS_CHECK in selected:
+        yield expectations_result(run_expectations(candles, timeframe_seconds), len(candles))
+    if GAPS_CHECK in selected:
+        yield gaps_result(find_gaps(candles, timeframe_seconds))
+    if OUTLIERS_CHECK in selected:
+        yield outliers_result(find_outlier_moves(candles))
 
 
 def build_raw_ohlc_checks(raw_ohlc: AssetsDefinition) -> Sequence[AssetChecksDefinition]:
     """The checks run in the warehouse pool too: on DuckDB even a reader cannot open the file
     while a dbt build (a step that may run beside them) holds it."""
     partitions = raw_ohlc.partitions_def
+    with warnings.catch_warnings():  # partitioned checks are a Dagster preview we rely on knowingly
+        warnings.simplefilter("ignore", PreviewWarning)
+        specs = [
+            AssetCheckSpec(
+                EXPECTATIONS_CHECK,
+                asset=raw_ohlc.key,
+                blocking=True,
+                partitions_def=partitions,
+                description=__doc__.split("\n\n")[1],
+            ),
+            AssetCheckSpec(
+                GAPS_CHECK, asset=raw_ohlc.key, partitions_def=partitions,
+                description="Missing bars inside the stored range.",
+            ),  # fmt: skip
+            AssetCheckSpec(
+                OUTLIERS_CHECK, asset=raw_ohlc.key, partitions_def=partitions,
+                description=f"Close-to-close moves beyond {OUTLIER_SIGMAS:g} robust deviations, for review.",
+            ),  # fmt: skip
+        ]
 
-    @asset_check(
-        asset=raw_ohlc, blocking=True, partitions_def=partitions, pool=WAREHOUSE_POOL, description=__doc__
-    )
-    def raw_ohlc_expectations(
-        context: AssetCheckExecutionContext, warehouse: WarehouseResource, market: MarketResource
-    ) -> AssetCheckResult:
-        timeframe = market.base_timeframe
-        candles = load_window(warehouse, context, timeframe.name)
-        outcomes = pd.DataFrame(run_expectations(candles, timeframe.seconds))
-        failed = outcomes[~outcomes["success"]]
-        return AssetCheckResult(
-            passed=failed.empty,
-            severity=AssetCheckSeverity.ERROR,
-            description="all expectations met"
-            if failed.empty
-            else "failed: "
-            + "; ".join(f"{r.expectation}({r.on}) x{r.unexpected}" for r in failed.itertuples()),
-            metadata={"rows": len(candles), "expectations": _table(outcomes)},
-        )
-
-    @asset_check(
-        asset=raw_ohlc,
-        partitions_def=partitions,
+    @multi_asset_check(
+        name="raw_ohlc_checks",
+        specs=specs,
+        can_subset=True,
         pool=WAREHOUSE_POOL,
-        description="Missing bars inside the stored range.",
+        description="The stored candles of the run's partitions: one read, three checks.",
     )
-    def raw_ohlc_gaps(
+    def raw_ohlc_checks(
         context: AssetCheckExecutionContext, warehouse: WarehouseResource, market: MarketResource
-    ) -> AssetCheckResult:
+    ) -> Iterator[AssetCheckResult]:
         timeframe = market.base_timeframe
-        gaps = find_gaps(load_window(warehouse, context, timeframe.name), timeframe.seconds)
-        return AssetCheckResult(
-            passed=gaps.empty,
-            severity=AssetCheckSeverity.WARN,
-            description="no gaps"
-            if gaps.empty
-            else f"{int(gaps['missing_bars'].sum())} bars missing in {len(gaps)} gap(s)",
-            metadata={"gaps": _table(gaps), "gap_count": len(gaps)},
-        )
+        window = context.op_execution_context.partition_time_window
+        selected = {key.name for key in context.selected_asset_check_keys}
+        db = warehouse.open()
+        try:
+            yield from check_window(db, timeframe.name, timeframe.seconds, window.start, window.end, selected)
+        finally:
+            db.dispose()
 
-    @asset_check(
-        asset=raw_ohlc,
-        partitions_def=partitions,
-        pool=WAREHOUSE_POOL,
-        description=f"Close-to-close moves beyond {OUTLIER_SIGMAS:g} robust deviations, for review.",
-    )
-    def raw_ohlc_outlier_moves(
-        context: AssetCheckExecutionContext, warehouse: WarehouseResource, market: MarketResource
-    ) -> AssetCheckResult:
-        flagged = find_outlier_moves(load_window(warehouse, context, market.base_timeframe.name))
-        return AssetCheckResult(
-            passed=flagged.empty,
-            severity=AssetCheckSeverity.WARN,
-            description="no outlier moves" if flagged.empty else f"{len(flagged)} outlier move(s) flagged",
-            metadata={"flagged": _table(flagged), "flagged_count": len(flagged)},
-        )
-
-    return [raw_ohlc_expectations, raw_ohlc_gaps, raw_ohlc_outlier_moves]
+    return [raw_ohlc_checks]
