@@ -187,6 +187,8 @@ def _metadata(report: TrainingReport) -> dict:
         metadata["folds"] = MetadataValue.md(table.to_markdown(index=False, floatfmt=".4f"))
     if report.features:
         metadata["feature_count"] = len(report.features)
+    if report.seconds:
+        metadata["seconds_per_phase"] = MetadataValue.json(report.seconds)
     return metadata
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +53,15 @@ class TrainingReport:
     folds: pd.DataFrame | None = None
     overall: dict[str, float] = field(default_factory=dict)
     features: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase
+
+    @contextmanager
+    def timing(self, phase: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = round(time.perf_counter() - started, 3)
 
 
 def fit_and_register(
@@ -92,46 +104,51 @@ def fit_and_register(
     if empty:
         report.reason += f"not trained: fold(s) {empty} have no training or test rows"
         return report
-    result = walk_forward(x, y, returns, usable["entry_ts"], folds, settings.model, settings.threshold)
+    with report.timing("walk_forward"):
+        result = walk_forward(x, y, returns, usable["entry_ts"], folds, settings.model, settings.threshold)
     report.folds, report.overall = result.folds, result.overall
-    final = fit_final(x, y, settings.model)
+    with report.timing("final_fit"):
+        final = fit_final(x, y, settings.model)
     threshold = float(y.mean()) if settings.threshold is None else settings.threshold
     trained_until = (usable["exit_ts"].max() + base.delta).isoformat()
 
-    champion = tracking.version_by_alias(strategy, CHAMPION)
-    comparison = _compare_with_champion(tracking, strategy, champion, usable, x, result)
+    with report.timing("champion_comparison"):
+        champion = tracking.version_by_alias(strategy, CHAMPION)
+        comparison = _compare_with_champion(tracking, strategy, champion, usable, x, result)
     positions = result.predictions["position"].to_numpy()
     with tempfile.TemporaryDirectory(prefix="crypto_assets_plots_") as folder:
         from crypto_assets.models.plots import draw_all
 
         latest = result.latest_fold
-        draw_all(
-            Path(folder), strategy=strategy, latest_model=result.latest_model,
-            latest_x=x.iloc[latest.test], latest_y=y[latest.test], y=y[positions],
-            probability=result.predictions["probability"].to_numpy(),
-            taken=result.predictions["taken"].to_numpy(), returns=returns[positions],
-            entry_ts=usable["entry_ts"].iloc[positions].reset_index(drop=True),
-        )  # fmt: skip
-        experiment_id, run_id, version = log_training(
-            tracking,
-            strategy=strategy,
-            run_name=f"{strategy} {tags.get('dagster_run_id', '')[:8]}".strip(),
-            tags={**tags, "strategy": strategy, "base_timeframe": base.name},
-            params=_params(strategy_params, settings, columns, usable, base, threshold),
-            metrics={f"oos_{k}": v for k, v in result.overall.items()},
-            fold_metrics=[
-                {k: float(v) for k, v in row.items() if isinstance(v, int | float)}
-                for row in result.folds.to_dict("records")
-            ],
-            plots=Path(folder),
-            model=final,
-            input_example=x.head(5),
-            version_tags={
-                TRAINED_UNTIL_TAG: trained_until,
-                STRATEGY_PARAMS_TAG: json.dumps(strategy_params, sort_keys=True),
-                THRESHOLD_TAG: repr(threshold),
-            },
-        )
+        with report.timing("plots"):
+            draw_all(
+                Path(folder), strategy=strategy, latest_model=result.latest_model,
+                latest_x=x.iloc[latest.test], latest_y=y[latest.test], y=y[positions],
+                probability=result.predictions["probability"].to_numpy(),
+                taken=result.predictions["taken"].to_numpy(), returns=returns[positions],
+                entry_ts=usable["entry_ts"].iloc[positions].reset_index(drop=True),
+            )  # fmt: skip
+        with report.timing("mlflow_logging"):
+            experiment_id, run_id, version = log_training(
+                tracking,
+                strategy=strategy,
+                run_name=f"{strategy} {tags.get('dagster_run_id', '')[:8]}".strip(),
+                tags={**tags, "strategy": strategy, "base_timeframe": base.name},
+                params=_params(strategy_params, settings, columns, usable, base, threshold),
+                metrics={f"oos_{k}": v for k, v in result.overall.items()},
+                fold_metrics=[
+                    {k: float(v) for k, v in row.items() if isinstance(v, int | float)}
+                    for row in result.folds.to_dict("records")
+                ],
+                plots=Path(folder),
+                model=final,
+                input_example=x.head(5),
+                version_tags={
+                    TRAINED_UNTIL_TAG: trained_until,
+                    STRATEGY_PARAMS_TAG: json.dumps(strategy_params, sort_keys=True),
+                    THRESHOLD_TAG: repr(threshold),
+                },
+            )
     has_edge, edge_reason = edge(result.overall)
     decision = decide(
         new_version=version,

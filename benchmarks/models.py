@@ -1,0 +1,174 @@
+"""Models benchmark at seed scale: the whole graph from raw candles to signals, then each strategy
+model's phases on the warehouse it built.
+
+    python benchmarks/models.py [--symbols 90] [--days 180] [--warehouse-url URL --dagster-home DIR]
+
+1. Whole graph: `crypto-assets backfill --downstream` in a fresh CRYPTO_ASSETS_HOME (embedded DuckDB
+   and SQLite stores, synthetic market): raw_ohlc and its checks, dbt models, features, labels, the
+   three models and strategy_signals, as recorded Dagster runs. Wall time and peak RSS of that
+   process, and each step's time from the Dagster instance (target: <= 180 s and 4 GB).
+   With --warehouse-url (and --dagster-home of the run that built it) an existing warehouse is used.
+2. Per strategy, on that warehouse, with a fresh MLflow store: closed labels, reading them, the
+   walk-forward (folds + fits), the final fit, plots, MLflow logging, and scoring the newest bar of
+   every symbol; against the same run's baseline, one plain fit of the same classifier on all rows
+   (targets: the three models together <= 60 s; logging <= 3 s per model; scoring < 1 s).
+
+Targets are printed, not asserted. The machine is shared and noisy: compare ratios, read the date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+if not __package__:  # run as `python benchmarks/models.py`: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import bench_symbols, machine_facts, print_facts, print_table  # noqa: E402
+from crypto_assets.labels.assets import RULES  # noqa: E402
+from crypto_assets.market import Timeframe  # noqa: E402
+
+BASE = Timeframe.parse("15m")
+
+
+def whole_graph(home: Path, symbols: int, days: int) -> tuple[str, Path]:
+    """Run the CLI backfill of the whole graph; return the warehouse URL and DAGSTER_HOME it used."""
+    end = datetime.now(UTC).date() - timedelta(days=1)
+    start = end - timedelta(days=days - 1)
+    env = {
+        **os.environ,
+        "CRYPTO_ASSETS_HOME": str(home),
+        "DAGSTER_HOME": str(home / "dagster"),
+        "CRYPTO_ASSETS_SYMBOLS": ",".join(bench_symbols(symbols)),
+        "CRYPTO_ASSETS_START": start.isoformat(),
+        "CRYPTO_ASSETS_SOURCE": "synthetic",
+    }
+    for name in ("CRYPTO_ASSETS_WAREHOUSE_URL", "MLFLOW_TRACKING_URI"):
+        env.pop(name, None)
+    script = Path(sys.executable).with_name("crypto-assets")
+    command = [str(script), "backfill", "--start", start.isoformat(), "--end", end.isoformat(),
+               "--downstream", "--days-per-run", str(days)]  # fmt: skip
+    print(f"\n1. whole graph: {symbols} symbols x {days} days of {BASE}, {' '.join(command[1:])}")
+    started = time.perf_counter()
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if result.returncode:
+        print(result.stdout[-3000:], result.stderr[-3000:], sep="\n")
+        raise SystemExit(f"the backfill failed (exit {result.returncode})")
+    steps = step_times(home / "dagster")
+    rows = [[step, f"{seconds:.1f}"] for step, seconds in steps]
+    rows.append(["whole process (wall)", f"{wall:.1f}"])
+    print_table(rows, ["step", "seconds"])
+    print(f"wall {wall:.0f} s (target <= 180 s, stretch 90 s): {'met' if wall <= 180 else 'MISSED'}")
+    print(f"peak RSS {peak_mb:,.0f} MB (target <= 4,096 MB): {'met' if peak_mb <= 4096 else 'MISSED'}")
+    return f"duckdb:///{home / 'warehouse.duckdb'}", home / "dagster"
+
+
+def step_times(dagster_home: Path) -> list[tuple[str, float]]:
+    """(step, seconds) of every step of the runs recorded in the instance, in start order."""
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        stats = [s for run in instance.get_runs() for s in instance.get_run_step_stats(run.run_id)]
+    stats.sort(key=lambda s: s.start_time or 0)
+    return [(s.step_key, (s.end_time or 0) - (s.start_time or 0)) for s in stats]
+
+
+def per_strategy(warehouse_url: str) -> None:
+    import numpy as np
+
+    from crypto_assets.models.dataset import feature_columns, read_newest_entries, read_training_set
+    from crypto_assets.models.fit_and_register import TrainingSettings, fit_and_register
+    from crypto_assets.models.tracking import CHAMPION, MlflowResource
+    from crypto_assets.models.training import make_pipeline
+    from crypto_assets.warehouse import Warehouse
+
+    print("\n2. per strategy (a fresh MLflow store; the first model pays MLflow's one-time start-up)")
+    warehouse = Warehouse(warehouse_url)
+    store = Path(tempfile.mkdtemp(prefix="crypto_assets_bench_mlflow_"))
+    tracking = MlflowResource(tracking_uri=f"sqlite:///{store / 'mlflow.db'}", artifact_root=str(store / "a"))
+    settings = TrainingSettings()
+    rows, total_ours, total_plain = [], 0.0, 0.0
+    for strategy in RULES:
+        with warehouse.read() as connection:
+            read_s, frame = _timed(
+                lambda s=strategy: read_training_set(connection, f"strategy_{s}_labels", BASE)
+            )
+        usable = frame[frame["has_features"]]
+        x, y = usable[feature_columns(BASE)].astype("float32"), usable["label"].to_numpy()
+        plain_s, _ = _timed(lambda x=x, y=y: make_pipeline(settings.model).fit(x, y))
+        train_s, report = _timed(
+            lambda s=strategy, f=frame: fit_and_register(
+                f, strategy=s, base=BASE, strategy_params={}, settings=settings, tracking=tracking, tags={}
+            )
+        )
+        with warehouse.read() as connection:
+            newest = read_newest_entries(connection, BASE)
+        champion = tracking.version_by_alias(strategy, CHAMPION) or tracking.version_by_alias(
+            strategy, "challenger"
+        )
+        score_s = float("nan")
+        if champion is not None:
+            model = tracking.load_version(strategy, champion.version)
+            score_s, _ = _timed(
+                lambda m=model, n=newest: m.predict_proba(n[list(m.feature_names_in_)].astype("float32"))
+            )
+        phases = report.seconds
+        ours = read_s + train_s
+        total_ours, total_plain = total_ours + ours, total_plain + plain_s
+        rows.append([
+            strategy, f"{len(frame):,}", f"{read_s:.1f}", f"{phases.get('walk_forward', np.nan):.1f}",
+            f"{phases.get('final_fit', np.nan):.1f}", f"{phases.get('plots', np.nan):.1f}",
+            f"{phases.get('mlflow_logging', np.nan):.1f}", f"{ours:.1f}", f"{plain_s:.1f}",
+            f"{ours / plain_s:.1f}x", f"{score_s * 1000:.0f} ms ({len(newest)} symbols)",
+            f"{report.overall.get('roc_auc', np.nan):.3f}", report.promotion,
+        ])  # fmt: skip
+    warehouse.dispose()
+    print_table(
+        rows,
+        ["strategy", "labels", "read s", "walk-forward s", "final fit s", "plots s", "mlflow log s",
+         "total s", "one plain fit s", "total / plain fit", "scoring newest bars", "oos AUC", "gate"],
+    )  # fmt: skip
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    verdict = "met" if total_ours <= 60 else "MISSED"
+    print(f"three models {total_ours:.1f} s (target <= 60 s): {verdict}; {total_ours / total_plain:.1f}x")
+    print(f"three plain fits of the same classifier; peak RSS of this process {peak_mb:,.0f} MB")
+
+
+def _timed(function):
+    started = time.perf_counter()
+    result = function()
+    return time.perf_counter() - started, result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--symbols", type=int, default=90)
+    parser.add_argument("--days", type=int, default=180)
+    parser.add_argument(
+        "--warehouse-url", help="benchmark the models on this warehouse instead of building one"
+    )
+    args = parser.parse_args()
+    print_facts("crypto_assets models benchmark", machine_facts())
+    if args.warehouse_url:
+        warehouse_url = args.warehouse_url
+    else:
+        home = Path(tempfile.mkdtemp(prefix="crypto_assets_bench_graph_"))
+        warehouse_url, _ = whole_graph(home, args.symbols, args.days)
+    per_strategy(warehouse_url)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
