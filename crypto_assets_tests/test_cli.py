@@ -42,6 +42,12 @@ def test_demo_then_status(home: Path):
     for strategy in ["dca", "swing", "channel"]:
         assert any(line.split()[:1] == [strategy] for line in demo.stdout.splitlines()), strategy
     assert "features: rows per timeframe" in demo.stdout
+    # three days hold too few labels to train: each model says so, and there is no signal to score
+    assert "strategy models (out of sample" in demo.stdout
+    for strategy in ["dca", "swing", "channel"]:
+        assert f"  {strategy}: not trained:" in demo.stdout
+    assert "no strategy has a champion" in demo.stdout
+    assert "crypto-assets mlflow" in demo.stdout and (home / "mlflow.db").exists()
     assert "http://127.0.0.1:3000" in demo.stdout
     assert (home / "warehouse.duckdb").exists()
     runs = list((Path(os.environ["DAGSTER_HOME"]) / "history" / "runs").glob("*.db"))
