@@ -5,7 +5,7 @@ from __future__ import annotations
 from dagster import Definitions
 
 from crypto_assets.automation.schedules import build_raw_ohlc_schedule
-from crypto_assets.automation.sensors import build_features_and_labels_sensor
+from crypto_assets.automation.sensors import build_features_and_labels_sensor, build_signals_sensor
 from crypto_assets.features.assets import build_features
 from crypto_assets.features.checks import build_features_checks
 from crypto_assets.ingestion.assets import build_raw_ohlc
@@ -22,12 +22,17 @@ settings = load_settings()
 raw_ohlc = build_raw_ohlc(settings.start, settings.timeframe)
 transform = build_transform(settings.timeframe, settings.warehouse_url)
 features_and_labels = [build_features(settings.timeframe), *build_label_assets()]
-models = [*build_model_assets(), build_signals_asset()]
+signals = build_signals_asset()
+models = [*build_model_assets(), signals]
 
 defs = Definitions(
     assets=[raw_ohlc, *transform.assets, *features_and_labels, *models],
     asset_checks=[*build_raw_ohlc_checks(raw_ohlc), *build_features_checks(), *build_label_checks()],
     schedules=[build_raw_ohlc_schedule(raw_ohlc, settings.timeframe)],
-    sensors=[*transform.sensors, build_features_and_labels_sensor(features_and_labels)],
+    sensors=[
+        *transform.sensors,
+        build_features_and_labels_sensor(features_and_labels),
+        build_signals_sensor(signals),
+    ],
     resources={**build_resources(settings), **transform.resources},
 )

@@ -222,3 +222,30 @@ def test_mlflow_tracking_uri_is_described_without_its_password():
     assert "s3cret" not in resource.describe()
     server = MlflowResource(tracking_uri="http://user:pw@mlflow:5000", artifact_root="/tmp/a")
     assert server.uses_server and "pw" not in server.run_link("1", "abc")
+
+
+# --- automation ------------------------------------------------------------------------------------
+
+
+def test_new_candles_rescore_signals_but_do_not_retrain_models():
+    from dagster import (
+        AssetMaterialization,
+        DagsterInstance,
+        DefaultSensorStatus,
+        evaluate_automation_conditions,
+    )
+
+    from crypto_assets.definitions import defs
+
+    signals_sensor = next(s for s in defs.sensors if s.name == "signals_automation")
+    assert signals_sensor.default_status == DefaultSensorStatus.RUNNING
+    with DagsterInstance.ephemeral() as instance:
+        first = evaluate_automation_conditions(defs=defs, instance=instance)
+        for key in ("features", "dca_model"):
+            instance.report_runless_asset_event(AssetMaterialization(key))
+        second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    requested = {r.key.to_user_string() for r in second.results if r.true_subset.size}
+    assert "strategy_signals" in requested
+    assert not requested & {"dca_model", "swing_model", "channel_model"}, "models retrain on a cadence"
+    targeted = signals_sensor.asset_selection.resolve(defs.resolve_asset_graph())
+    assert {key.to_user_string() for key in targeted} == {"strategy_signals"}

@@ -17,3 +17,15 @@ def build_features_and_labels_sensor(
         minimum_interval_seconds=30,
         description="Recomputes features and strategy labels after the candles they read change.",
     )
+
+
+def build_signals_sensor(signals: AssetsDefinition) -> AutomationConditionSensorDefinition:
+    return AutomationConditionSensorDefinition(
+        "signals_automation",
+        target=[signals],
+        # On by default: the point of signals is the newest bar, scored as soon as it has features.
+        # The models it reads retrain on their own cadence, not on every bar.
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description="Scores the newest closed bars with each strategy's champion after features update.",
+    )
