@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-
-import pandas as pd
+from datetime import UTC, datetime, timedelta
 
 from crypto_assets.errors import UserError
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}$")
 _TIMEFRAME = re.compile(r"^(\d+)([mhd])$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 
 
@@ -66,9 +65,14 @@ class Timeframe:
         return f"{self.seconds}s"
 
     def floor(self, when: datetime) -> datetime:
-        """The open time of the bar that contains `when`."""
-        epoch = int(pd.Timestamp(when).timestamp())
-        return pd.Timestamp(epoch - epoch % self.seconds, unit="s", tz="UTC").to_pydatetime()
+        """The open time of the bar that contains `when` (naive means UTC), as an aware UTC datetime.
+
+        Plain datetime arithmetic: this module is imported when the code location loads, so it
+        must not pull in pandas (a pandas Timestamp is a datetime and works the same)."""
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        bars = (when - _EPOCH) // self.delta
+        return _EPOCH + bars * self.delta
 
     def last_closed_open(self, now: datetime) -> datetime:
         """Open time of the newest bar that has closed by `now`."""

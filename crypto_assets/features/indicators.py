@@ -13,9 +13,11 @@ than an indicator's window) are NaN, never filled; in later warm-up rows the rec
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # numpy and pandas load on first computation, not with the code location
+    import numpy as np
+    import pandas as pd
 
 SERIES = ["exchange", "symbol", "timeframe"]
 BAR_COLUMNS = ["exchange", "symbol", "timeframe", "ts", "open", "high", "low", "close", "volume"]
@@ -65,6 +67,9 @@ def series_bounds(frame: pd.DataFrame) -> list[tuple[int, int]]:
 
 def _sorted_by_series(bars: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """`bars` ordered by series then ts (untouched when already so), and each row's series code."""
+    import numpy as np
+    import pandas as pd
+
     codes = bars.groupby(SERIES, sort=True).ngroup().to_numpy()
     ts = pd.DatetimeIndex(pd.to_datetime(bars["ts"], utc=True)).asi8
     order = np.lexsort((ts, codes))
@@ -74,6 +79,8 @@ def _sorted_by_series(bars: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def _bounds(codes: np.ndarray) -> list[tuple[int, int]]:
+    import numpy as np
+
     if len(codes) == 0:
         return []
     change = np.flatnonzero(codes[1:] != codes[:-1]) + 1
@@ -84,6 +91,8 @@ def _bounds(codes: np.ndarray) -> list[tuple[int, int]]:
 
 def raw_indicator_calls(a: SeriesArrays) -> dict[str, np.ndarray]:
     """The indicator-library calls of one series, float64, nothing else (the benchmark's yardstick)."""
+    import numpy as np
+    import pandas as pd
     import talib
 
     out: dict[str, np.ndarray] = {}
@@ -107,6 +116,8 @@ def raw_indicator_calls(a: SeriesArrays) -> dict[str, np.ndarray]:
 
 
 def _series_features(a: SeriesArrays) -> dict[str, np.ndarray]:
+    import numpy as np
+
     raw = raw_indicator_calls(a)
     close = a.close
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -136,6 +147,8 @@ def _series_features(a: SeriesArrays) -> dict[str, np.ndarray]:
 
 
 def _pct_change(close: np.ndarray, horizon: int) -> np.ndarray:
+    import numpy as np
+
     out = np.full_like(close, np.nan)
     if len(close) > horizon:
         out[horizon:] = close[horizon:] / close[:-horizon] - 1.0
@@ -149,6 +162,9 @@ def compute_features(bars: pd.DataFrame, first_bar_number: dict[tuple, int] | No
     first bar in `bars` when `bars` starts later than the series does (incremental runs); 0 otherwise.
     Floats are float32 (the indicators are computed in float64 and rounded once when stored).
     """
+    import numpy as np
+    import pandas as pd
+
     frame, codes = _sorted_by_series(bars)
     n = len(frame)
     # every row belongs to a series, so every element is written below

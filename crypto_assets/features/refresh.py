@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from crypto_assets.features.indicators import SERIES, compute_features
 from crypto_assets.features.store import (
@@ -17,6 +16,9 @@ from crypto_assets.features.store import (
 )
 from crypto_assets.market import Timeframe
 from crypto_assets.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -34,6 +36,8 @@ def refresh_features(warehouse: Warehouse, base: Timeframe, *, full: bool = Fals
     newest stored one, compute, and write only bars newer than the newest stored one; a series
     with fewer stored rows (or none) is recomputed whole. `full`: recompute everything.
     """
+    import pandas as pd
+
     report = RefreshReport(full=full)
     with warehouse.begin() as connection:
         ensure_features_table(connection)

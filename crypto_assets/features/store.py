@@ -6,11 +6,7 @@ Works on DuckDB and PostgreSQL alike (bulk staging through crypto_assets.warehou
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
-import pandas as pd
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING
 
 from crypto_assets.features.indicators import (
     BAR_COLUMNS,
@@ -22,6 +18,10 @@ from crypto_assets.features.indicators import (
 from crypto_assets.market import Timeframe
 from crypto_assets.warehouse.bulk import append_frame, drop_staged
 from crypto_assets.warehouse.frames import read_frame
+
+if TYPE_CHECKING:  # loaded on first use, not with the code location
+    import pandas as pd
+    from sqlalchemy.engine import Connection
 
 FEATURES_TABLE = "features"
 #: dbt models holding resampled bars, coarsest last; only those present in the warehouse are used
@@ -55,6 +55,8 @@ def ensure_features_table(connection: Connection) -> None:
 
 def bar_sources(connection: Connection, base: Timeframe) -> dict[str, str]:
     """timeframe -> table of its bars: raw_ohlc for the base, each dbt resampled model present."""
+    import sqlalchemy as sa
+
     candidates = [
         table for name, table in RESAMPLED_TABLES.items() if Timeframe.parse(name).seconds > base.seconds
     ]
@@ -91,6 +93,9 @@ def plan_incremental(connection: Connection) -> Plan:
     ranking every stored row. A series whose numbers have a hole finds no anchor and is
     recomputed whole, which is always correct.
     """
+    import pandas as pd
+    import sqlalchemy as sa
+
     result = connection.execute(
         sa.text(
             f"""
@@ -117,6 +122,8 @@ def plan_incremental(connection: Connection) -> Plan:
 
 def series_in(connection: Connection, timeframe: str, table: str) -> set[tuple[str, str, str]]:
     """The (exchange, symbol, timeframe) series `table` holds bars of."""
+    import sqlalchemy as sa
+
     result = connection.execute(
         sa.text(f"SELECT DISTINCT exchange, symbol, timeframe FROM {table} WHERE timeframe = :timeframe"),
         {"timeframe": timeframe},
@@ -126,6 +133,8 @@ def series_in(connection: Connection, timeframe: str, table: str) -> set[tuple[s
 
 def read_bars(connection: Connection, timeframe: str, table: str, since: pd.Timestamp | None) -> pd.DataFrame:
     """Bars of `timeframe` from `table`; resampled buckets only when complete and closed."""
+    import pandas as pd
+
     columns = ", ".join(BAR_COLUMNS)
     where = ["timeframe = :timeframe"]
     if table != "raw_ohlc":
@@ -167,7 +176,7 @@ def replace_features(connection: Connection, features: pd.DataFrame, *, everythi
         )
         drop_staged(connection, "features_scope")
     if len(features):
-        frame = features[FEATURE_COLUMNS].assign(bar_number=features["bar_number"].astype(np.int32))
+        frame = features[FEATURE_COLUMNS].assign(bar_number=features["bar_number"].astype("int32"))
         append_frame(connection, frame, FEATURES_TABLE)
     if everything and connection.dialect.name == "postgresql":
         # a table rewritten in bulk has no statistics until autovacuum comes by; the next

@@ -12,7 +12,6 @@ sorted arrays, vectorized across symbols. Metadata lists a sample of the offendi
 """
 
 import os
-import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -24,11 +23,11 @@ from dagster import (
     AssetCheckSpec,
     AssetsDefinition,
     MetadataValue,
-    PreviewWarning,
     multi_asset_check,
 )
 
 from crypto_assets.names import WAREHOUSE_POOL
+from crypto_assets.quiet import quietly
 from crypto_assets.resources import MarketResource, WarehouseResource
 from crypto_assets.warehouse.schema import KEY_COLUMNS, VALUE_COLUMNS
 
@@ -311,26 +310,21 @@ def check_window(
 def build_raw_ohlc_checks(raw_ohlc: AssetsDefinition) -> Sequence[AssetChecksDefinition]:
     """The checks run in the warehouse pool too: on DuckDB even a reader cannot open the file
     while a dbt build (a step that may run beside them) holds it."""
-    partitions = raw_ohlc.partitions_def
-    with warnings.catch_warnings():  # partitioned checks are a Dagster preview we rely on knowingly
-        warnings.simplefilter("ignore", PreviewWarning)
-        specs = [
-            AssetCheckSpec(
-                EXPECTATIONS_CHECK,
-                asset=raw_ohlc.key,
-                blocking=True,
-                partitions_def=partitions,
-                description=__doc__.split("\n\n")[1],
-            ),
-            AssetCheckSpec(
-                GAPS_CHECK, asset=raw_ohlc.key, partitions_def=partitions,
-                description="Missing bars inside the stored range.",
-            ),  # fmt: skip
-            AssetCheckSpec(
-                OUTLIERS_CHECK, asset=raw_ohlc.key, partitions_def=partitions,
-                description=f"Close-to-close moves beyond {OUTLIER_SIGMAS:g} robust deviations, for review.",
-            ),  # fmt: skip
-        ]
+    partitions = raw_ohlc.partitions_def  # partitioned checks: a Dagster preview
+    specs = [
+        quietly(
+            AssetCheckSpec, EXPECTATIONS_CHECK, asset=raw_ohlc.key, blocking=True,
+            partitions_def=partitions, description=__doc__.split("\n\n")[1],
+        ),
+        quietly(
+            AssetCheckSpec, GAPS_CHECK, asset=raw_ohlc.key, partitions_def=partitions,
+            description="Missing bars inside the stored range.",
+        ),
+        quietly(
+            AssetCheckSpec, OUTLIERS_CHECK, asset=raw_ohlc.key, partitions_def=partitions,
+            description=f"Close-to-close moves beyond {OUTLIER_SIGMAS:g} robust deviations, for review.",
+        ),
+    ]  # fmt: skip
 
     @multi_asset_check(
         name="raw_ohlc_checks",

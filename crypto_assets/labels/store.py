@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import pandas as pd
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING
 
 from crypto_assets.features.indicators import BAR_COLUMNS
 from crypto_assets.labels.strategies import LABEL_COLUMNS
 from crypto_assets.warehouse.bulk import append_frame
 from crypto_assets.warehouse.frames import read_frame
+
+if TYPE_CHECKING:  # loaded on first use, not with the code location
+    import pandas as pd
+    from sqlalchemy.engine import Connection
 
 
 def label_table(strategy: str) -> str:
@@ -41,6 +43,8 @@ def ensure_label_table(connection: Connection, strategy: str) -> None:
 
 
 def read_base_bars(connection: Connection, timeframe: str) -> pd.DataFrame:
+    import pandas as pd
+
     frame = read_frame(
         connection,
         "SELECT exchange, symbol, timeframe, ts, open, high, low, close, volume "
@@ -58,6 +62,8 @@ def read_base_bars(connection: Connection, timeframe: str) -> pd.DataFrame:
 def rewrite_labels(connection: Connection, strategy: str, timeframe: str, labels: pd.DataFrame) -> None:
     """In the caller's transaction: replace every label of `strategy` at `timeframe` by `labels`
     (each run relabels the whole history it read, so the keys it recomputes are all of them)."""
+    import sqlalchemy as sa
+
     connection.execute(
         sa.text(f"DELETE FROM {label_table(strategy)} WHERE strategy = :strategy AND timeframe = :timeframe"),
         {"strategy": strategy, "timeframe": timeframe},

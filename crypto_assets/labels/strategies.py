@@ -7,12 +7,13 @@ uses bars <= the entry bar only; the look-ahead is the barrier labeller's alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from crypto_assets.features.indicators import series_bounds
-from crypto_assets.labels.barrier import OUTCOME_NAMES, triple_barrier
+
+if TYPE_CHECKING:  # numpy and pandas load with the first labelling, not with the code location
+    import numpy as np
+    import pandas as pd
 
 LABEL_COLUMNS = [
     "strategy", "exchange", "symbol", "timeframe", "entry_ts", "entry_price", "take_profit_price",
@@ -71,6 +72,8 @@ def _rolling_min(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def _previous(values: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     out = np.full_like(values, np.nan)
     out[1:] = values[:-1]
     return out
@@ -79,6 +82,8 @@ def _previous(values: np.ndarray) -> np.ndarray:
 def dca_barriers(high, low, close, volume, p: DcaParams) -> Barriers:
     """Buy the dip: close is at least drop_pct below the highest high of the last lookback_bars
     bars (this one included)."""
+    import numpy as np
+
     with np.errstate(invalid="ignore"):
         entries = np.flatnonzero(close <= _rolling_max(high, p.lookback_bars) * (1 - p.drop_pct / 100))
     price = close[entries]
@@ -88,6 +93,9 @@ def dca_barriers(high, low, close, volume, p: DcaParams) -> Barriers:
 def swing_barriers(high, low, close, volume, p: SwingParams) -> Barriers:
     """Breakout: close above the highest high of the previous lookback_bars bars, on volume above
     the median volume of the previous volume_lookback_bars bars."""
+    import numpy as np
+    import pandas as pd
+
     prior_high = _previous(_rolling_max(high, p.lookback_bars))
     median = _previous(
         pd.Series(volume)
@@ -105,6 +113,7 @@ def channel_barriers(high, low, close, volume, p: ChannelParams) -> Barriers:
     """Range: close in the bottom band_fraction of the lookback_bars channel (highest high, lowest
     low, this bar included) while ADX(adx_period) < max_adx (no trend). Take profit at the top
     band, stop loss stop_buffer_pct below the channel's low."""
+    import numpy as np
     import talib
 
     top = _rolling_max(high, p.lookback_bars)
@@ -125,6 +134,11 @@ STRATEGIES = {"dca": dca_barriers, "swing": swing_barriers, "channel": channel_b
 def label_bars(strategy: str, bars: pd.DataFrame, params, bar_seconds: int) -> pd.DataFrame:
     """LABEL_COLUMNS rows of the closed entries of `strategy` in `bars` (exchange, symbol,
     timeframe, ts, open, high, low, close, volume; one or many series)."""
+    import numpy as np
+    import pandas as pd
+
+    from crypto_assets.labels.barrier import OUTCOME_NAMES, triple_barrier
+
     rule = STRATEGIES[strategy]
     frame = bars.sort_values(["exchange", "symbol", "timeframe", "ts"], kind="stable").reset_index(drop=True)
     ts_all = pd.to_datetime(frame["ts"], utc=True)

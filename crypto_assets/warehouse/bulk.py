@@ -6,25 +6,34 @@ Staging is the only dialect-specific step; the set-based SQL that follows it is 
 from __future__ import annotations
 
 import contextlib
+from functools import cache
+from typing import TYPE_CHECKING
 
-import pandas as pd
-import pyarrow as pa
-from sqlalchemy.engine import Connection
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+    from sqlalchemy.engine import Connection
 
-#: PostgreSQL column type (OID) -> the Arrow type whose binary COPY encoding that column accepts
-_ARROW_TYPE_FOR_PG = {
-    16: pa.bool_(),  # boolean
-    21: pa.int16(),  # smallint
-    23: pa.int32(),  # integer
-    20: pa.int64(),  # bigint
-    700: pa.float32(),  # real
-    701: pa.float64(),  # double precision
-    25: pa.string(),  # text
-    1043: pa.string(),  # varchar
-    1082: pa.date32(),  # date
-    1114: pa.timestamp("us"),  # timestamp
-    1184: pa.timestamp("us", tz="UTC"),  # timestamptz
-}
+
+@cache
+def _arrow_type_for_pg() -> dict[int, pa.DataType]:
+    """PostgreSQL column type (OID) -> the Arrow type whose binary COPY encoding that column accepts."""
+    import pyarrow as pa
+
+    return {
+        16: pa.bool_(),  # boolean
+        21: pa.int16(),  # smallint
+        23: pa.int32(),  # integer
+        20: pa.int64(),  # bigint
+        700: pa.float32(),  # real
+        701: pa.float64(),  # double precision
+        25: pa.string(),  # text
+        1043: pa.string(),  # varchar
+        1082: pa.date32(),  # date
+        1114: pa.timestamp("us"),  # timestamp
+        1184: pa.timestamp("us", tz="UTC"),  # timestamptz
+    }
+
 #: rows per encoded chunk handed to COPY (bounds the memory of the encoded copy)
 _COPY_BATCH_ROWS = 65_536
 
@@ -34,6 +43,8 @@ def stage_frame(connection: Connection, frame: pd.DataFrame | pa.Table, name: st
 
     Call `drop_staged` when done; on PostgreSQL the table also goes at commit.
     """
+    import pyarrow as pa
+
     column_list = ", ".join(frame.column_names if isinstance(frame, pa.Table) else frame.columns)
     if connection.dialect.name == "duckdb":
         connection.exec_driver_sql(
@@ -48,6 +59,8 @@ def stage_frame(connection: Connection, frame: pd.DataFrame | pa.Table, name: st
 
 def append_frame(connection: Connection, frame: pd.DataFrame | pa.Table, table: str) -> None:
     """Append `frame` to `table` in one bulk statement: Arrow scan on DuckDB, binary COPY on PostgreSQL."""
+    import pyarrow as pa
+
     arrow = frame if isinstance(frame, pa.Table) else to_arrow(frame)
     column_list = ", ".join(arrow.column_names)
     if connection.dialect.name == "duckdb":
@@ -73,6 +86,7 @@ def _copy_binary(connection: Connection, arrow: pa.Table, table: str) -> None:
     """COPY in PostgreSQL's binary format, encoded from Arrow by pgpq: no value is printed as text
     and parsed back. Binary COPY converts nothing, so each column is first cast (safely: overflow
     raises) to the Arrow type matching the table's column."""
+    import pyarrow as pa
     from pgpq import ArrowToPostgresBinaryEncoder
 
     column_list = ", ".join(arrow.column_names)
@@ -80,7 +94,7 @@ def _copy_binary(connection: Connection, arrow: pa.Table, table: str) -> None:
     cursor.execute(f"SELECT {column_list} FROM {table} LIMIT 0")
     fields = []
     for column in cursor.description:
-        arrow_type = _ARROW_TYPE_FOR_PG.get(column.type_code)
+        arrow_type = _arrow_type_for_pg().get(column.type_code)
         if arrow_type is None:
             raise TypeError(f"{table}.{column.name}: type oid {column.type_code} has no binary COPY mapping")
         fields.append(pa.field(column.name, arrow_type))
@@ -99,6 +113,8 @@ def drop_staged(connection: Connection, name: str) -> None:
 
 def to_arrow(frame: pd.DataFrame) -> pa.Table:
     """Arrow table with microsecond UTC timestamps (what both engines store)."""
+    import pyarrow as pa
+
     table = pa.Table.from_pandas(frame, preserve_index=False)
     fields = []
     for field in table.schema:

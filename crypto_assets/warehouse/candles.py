@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import numpy as np
-import pandas as pd
-import psycopg
-import pyarrow as pa
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING
 
 from crypto_assets.warehouse.bulk import append_frame, drop_staged, stage_frame, to_arrow
 from crypto_assets.warehouse.schema import KEY_COLUMNS, VALUE_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+    from sqlalchemy.engine import Connection
 
 QUARANTINE_COLUMNS = [
     "exchange", "timeframe", "source_ref", "symbol", "raw_timestamp", "ts",
@@ -54,6 +53,10 @@ def upsert_candles(
     `candles` holds KEY_COLUMNS + VALUE_COLUMNS with unique keys (validation merged duplicates);
     `nothing_stored` says the caller knows none of their keys is stored (then they are appended).
     """
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
     if len(candles) == 0:
         return WriteCounts()
     if isinstance(candles, pd.DataFrame):
@@ -95,6 +98,9 @@ def stored_days(
     connection: Connection, exchange: str, timeframe: str, symbols: list[str], start: datetime, end: datetime
 ) -> set[pd.Timestamp]:
     """UTC days of [start, end) for which raw_ohlc holds any bar of `symbols` (one query per load)."""
+    import pandas as pd
+    import sqlalchemy as sa
+
     query = sa.text(
         "SELECT DISTINCT date_trunc('day', ts) FROM raw_ohlc WHERE exchange = :exchange "
         "AND timeframe = :timeframe AND symbol IN :symbols AND ts >= :start AND ts < :end"
@@ -118,6 +124,8 @@ def _append_new(connection: Connection, frame: pa.Table) -> bool:
     if connection.dialect.name == "duckdb":
         append_frame(connection, frame, "raw_ohlc")
         return True
+    import psycopg
+
     savepoint = connection.begin_nested()
     try:
         append_frame(connection, frame, "raw_ohlc")
@@ -130,6 +138,8 @@ def _append_new(connection: Connection, frame: pa.Table) -> bool:
 
 def upsert_quarantine(connection: Connection, rows: pd.DataFrame, run_id: str | None) -> int:
     """Keep rejected rows with their reason; the same source row is kept once, however often seen."""
+    import pandas as pd
+
     if rows.empty:
         return 0
     frame = rows.copy()

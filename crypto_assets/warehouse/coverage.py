@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from crypto_assets.market import Timeframe
-from crypto_assets.warehouse.engine import Warehouse
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from crypto_assets.warehouse.engine import Warehouse
 
 
 def expected_bars(timeframe: Timeframe, start: datetime, end: datetime, now: datetime) -> int:
     """Closed bars that open in [start, end) by `now`."""
+    import pandas as pd
+
     stop = min(pd.Timestamp(end), pd.Timestamp(timeframe.floor(now)))
     seconds = (stop - pd.Timestamp(start)).total_seconds()
     return max(0, int(seconds // timeframe.seconds))
@@ -29,6 +34,8 @@ def window_coverage(
     now: datetime,
 ) -> pd.DataFrame:
     """One row per symbol: present, expected, missing, newest bar, inside [start, end)."""
+    import pandas as pd
+
     stored = warehouse.query(
         """
         SELECT symbol, count(*) AS present, max(ts) AS newest

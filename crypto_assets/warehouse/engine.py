@@ -6,18 +6,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-
-import pandas as pd
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlalchemy.pool import NullPool
+from typing import TYPE_CHECKING
 
 from crypto_assets.errors import UserError
+
+if TYPE_CHECKING:  # SQLAlchemy and pandas load on first use, not with the code location
+    import pandas as pd
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection, Engine
 
 
 def normalize_url(url: str) -> sa.URL:
     """Parse a warehouse URL; plain `postgresql://` uses psycopg 3, the driver we bulk-load with."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -58,6 +61,9 @@ class Warehouse:
 
     @cached_property
     def engine(self) -> Engine:
+        import sqlalchemy as sa
+        from sqlalchemy.pool import NullPool
+
         if self.is_duckdb:
             database = self.url.database
             if database and database != ":memory:":
@@ -95,15 +101,24 @@ class Warehouse:
     def read(self) -> Iterator[Connection]:
         """A connection for queries only (read-only on DuckDB when the file exists)."""
         if self.is_duckdb and self._duckdb_file_exists():
+            import sqlalchemy as sa
+            from sqlalchemy.pool import NullPool
+
             engine = sa.create_engine(self.url, poolclass=NullPool, connect_args={"read_only": True})
-            with self._translate_errors(), engine.connect() as connection:
-                connection.exec_driver_sql("SET TimeZone = 'UTC'")
-                yield connection
+            try:
+                with self._translate_errors(), engine.connect() as connection:
+                    connection.exec_driver_sql("SET TimeZone = 'UTC'")
+                    yield connection
+            finally:
+                engine.dispose()
             return
         with self.begin() as connection:
             yield connection
 
     def query(self, sql: str, params: dict | None = None) -> pd.DataFrame:
+        import pandas as pd
+        import sqlalchemy as sa
+
         with self.read() as connection:
             result = connection.execute(sa.text(sql), params or {})
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
@@ -118,6 +133,8 @@ class Warehouse:
 
     @contextmanager
     def _translate_errors(self) -> Iterator[None]:
+        from sqlalchemy.exc import OperationalError
+
         try:
             yield
         except OperationalError as error:

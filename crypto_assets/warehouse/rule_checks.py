@@ -1,8 +1,8 @@
 """Asset checks written as SQL rules: each rule is a predicate that no stored row may match."""
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetChecksDefinition,
@@ -13,11 +13,17 @@ from dagster import (
 )
 
 from crypto_assets.resources import WarehouseResource
-from crypto_assets.warehouse.engine import Warehouse
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from crypto_assets.warehouse.engine import Warehouse
 
 
-def count_violations(warehouse: Warehouse, table: str, rules: Mapping[str, str]) -> pd.DataFrame:
+def count_violations(warehouse: "Warehouse", table: str, rules: Mapping[str, str]) -> "pd.DataFrame":
     """Rows of `table` breaking each rule (rule name -> SQL predicate a good row never meets)."""
+    import pandas as pd
+
     counts = ", ".join(
         f"count(*) FILTER (WHERE {predicate}) AS r{i}" for i, predicate in enumerate(rules.values())
     )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 KEY_COLUMNS = ["exchange", "symbol", "timeframe", "ts"]
 VALUE_COLUMNS = ["open", "high", "low", "close", "volume"]

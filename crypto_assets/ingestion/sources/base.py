@@ -10,10 +10,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from crypto_assets.market import Timeframe
+
+if TYPE_CHECKING:  # pandas loads with the first fetch, not with the code location
+    import pandas as pd
 
 # Columns of SourceBatch.frame, in order.
 #   symbol        BASE-QUOTE as configured
@@ -54,6 +56,8 @@ class CandleSource(ABC):
 
 
 def empty_frame() -> pd.DataFrame:
+    import pandas as pd
+
     frame = pd.DataFrame({column: pd.Series(dtype="float64") for column in FRAME_COLUMNS})
     frame["symbol"] = frame["symbol"].astype("string")
     frame["raw_timestamp"] = frame["raw_timestamp"].astype("string")
@@ -70,6 +74,8 @@ def make_frame(
     source_ref: pd.Series,
 ) -> pd.DataFrame:
     """Assemble a frame in the contract's column order and dtypes."""
+    import pandas as pd
+
     n = len(ts)
     frame = pd.DataFrame(
         {
