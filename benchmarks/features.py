@@ -57,7 +57,7 @@ from crypto_assets.labels.strategies import (  # noqa: E402
     SwingParams,
     label_bars,
 )
-from crypto_assets_tests.test_labels_reference import reference_triple_barrier  # noqa: E402
+from crypto_assets_tests.reference_labels import reference_triple_barrier  # noqa: E402
 
 PARAMS = {"dca": DcaParams(drop_pct=2.0), "swing": SwingParams(), "channel": ChannelParams()}
 

@@ -11,3 +11,9 @@ TRANSFORM_GROUP = "transform"
 FEATURES_GROUP = "features"
 LABELS_GROUP = "labels"
 MODELS_GROUP = "models"
+
+#: dbt models of resampled bars by timeframe, finest first (dbt_project/models/resampled); which
+#: exist depends on the base timeframe
+RESAMPLED_MODELS = {"15m": "ohlc_15m", "1h": "ohlc_1h", "4h": "ohlc_4h", "1d": "ohlc_1d"}
+#: dbt models of the recent windows (dbt_project/models/windows)
+WINDOW_MODELS = ("ohlc_today", "ohlc_recent")

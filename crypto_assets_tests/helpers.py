@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 from dagster import DagsterInstance, ExecuteInProcessResult, materialize
@@ -15,6 +17,8 @@ from crypto_assets.resources import CandleSourceResource, MarketResource, Wareho
 from crypto_assets.warehouse import Warehouse
 
 SIX = "BTC-USD,ETH-USD,SOL-USD,ADA-USD,DOT-USD,DOGE-USD"
+#: the `crypto-assets` console script of this environment, run as a user runs it
+SCRIPT = str(Path(sys.executable).with_name("crypto-assets"))
 RAW_OHLC = build_raw_ohlc(date(2025, 1, 1), Timeframe.parse("15m"))
 
 

@@ -15,8 +15,7 @@ import pytest
 from dagster import DagsterInstance
 
 from crypto_assets.warehouse import Warehouse
-from crypto_assets_tests.helpers import day_fingerprints, materialize_raw, table_fingerprint
-from crypto_assets_tests.test_cli import SCRIPT
+from crypto_assets_tests.helpers import SCRIPT, day_fingerprints, materialize_raw, table_fingerprint
 
 SYMBOLS = ",".join(f"S{i:02d}-USD" for i in range(60))
 DAYS = 12

@@ -14,7 +14,7 @@ from crypto_assets.resources import MarketResource, WarehouseResource
 from crypto_assets.warehouse import Warehouse
 from crypto_assets.warehouse.candles import upsert_candles
 from crypto_assets.warehouse.schema import ensure_ingestion_tables
-from crypto_assets_tests.test_labels_reference import assert_labels_recheck
+from crypto_assets_tests.reference_labels import assert_labels_recheck
 
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
 

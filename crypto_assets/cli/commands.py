@@ -311,4 +311,3 @@ def run_mlflow(*, host: str, port: int) -> int:
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     os.execve(mlflow, [mlflow, "ui", "--backend-store-uri", tracking.tracking_uri, "--host", host,
                        "--port", str(port)], env)  # fmt: skip
-    return 0

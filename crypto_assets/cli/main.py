@@ -14,7 +14,6 @@ from datetime import UTC, date, datetime, timedelta
 
 from crypto_assets.errors import UserError
 
-EXIT_PROBLEM = 1
 EXIT_USAGE = 2
 
 

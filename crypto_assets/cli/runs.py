@@ -10,7 +10,6 @@ from datetime import date, timedelta
 
 from dagster import (
     AssetCheckEvaluation,
-    AssetKey,
     AssetSelection,
     DagsterInstance,
     DagsterRunStatus,
@@ -167,6 +166,3 @@ def _failures(result: ExecuteInProcessResult) -> list[tuple[str, bool]]:
             error = error.cause
     return found
 
-
-def raw_ohlc_key() -> AssetKey:
-    return AssetKey("raw_ohlc")

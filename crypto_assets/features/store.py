@@ -16,6 +16,7 @@ from crypto_assets.features.indicators import (
     SERIES,
 )
 from crypto_assets.market import Timeframe
+from crypto_assets.names import RESAMPLED_MODELS
 from crypto_assets.warehouse.bulk import append_frame, drop_staged
 from crypto_assets.warehouse.frames import read_frame
 
@@ -24,8 +25,6 @@ if TYPE_CHECKING:  # loaded on first use, not with the code location
     from sqlalchemy.engine import Connection
 
 FEATURES_TABLE = "features"
-#: dbt models holding resampled bars, coarsest last; only those present in the warehouse are used
-RESAMPLED_TABLES = {"15m": "ohlc_15m", "1h": "ohlc_1h", "4h": "ohlc_4h", "1d": "ohlc_1d"}
 
 FEATURES_DDL = f"""
 CREATE TABLE IF NOT EXISTS {FEATURES_TABLE} (
@@ -58,7 +57,7 @@ def bar_sources(connection: Connection, base: Timeframe) -> dict[str, str]:
     import sqlalchemy as sa
 
     candidates = [
-        table for name, table in RESAMPLED_TABLES.items() if Timeframe.parse(name).seconds > base.seconds
+        table for name, table in RESAMPLED_MODELS.items() if Timeframe.parse(name).seconds > base.seconds
     ]
     present = set()
     if candidates:
@@ -72,7 +71,7 @@ def bar_sources(connection: Connection, base: Timeframe) -> dict[str, str]:
         )
         present = {row[0] for row in result.fetchall()}
     sources = {base.name: "raw_ohlc"}
-    for name, table in RESAMPLED_TABLES.items():
+    for name, table in RESAMPLED_MODELS.items():
         if table in present:
             sources[name] = table
     return sources

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from crypto_assets.features.indicators import FLOAT_FEATURES
 from crypto_assets.market import Timeframe
+from crypto_assets.names import RESAMPLED_MODELS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,14 +24,12 @@ BASE_FEATURES = [*FLOAT_FEATURES, "volume_anomaly", "hour_of_day", "day_of_week"
 COARSE_FEATURES = ["rsi_14", "dist_sma_48", "realized_vol_48", "adx_14", "donchian_pos_48", "ret_4"]
 #: how many of the resampled timeframes just above the base a model sees (1h and 4h for a 15m base)
 COARSE_LEVELS = 2
-#: resampled timeframes dbt may build, finest first (the features table holds their rows)
-RESAMPLED = ("15m", "1h", "4h", "1d")
 LABEL_FIELDS = ["exchange", "symbol", "entry_ts", "exit_ts", "time_limit_ts", "label", "realized_return"]
 
 
 def coarse_timeframes(base: Timeframe) -> list[Timeframe]:
     """The COARSE_LEVELS resampled timeframes just coarser than `base` (whole multiples of it)."""
-    coarser = [Timeframe.parse(name) for name in RESAMPLED]
+    coarser = [Timeframe.parse(name) for name in RESAMPLED_MODELS]
     usable = [tf for tf in coarser if tf.seconds > base.seconds and tf.seconds % base.seconds == 0]
     return usable[:COARSE_LEVELS]
 

@@ -36,11 +36,6 @@ PG_ENV = {
 DBT_PGOPTIONS = "-c TimeZone=UTC -c jit=off"
 
 
-def dbt_target(warehouse_url: str) -> str:
-    """The profiles.yml output for this warehouse: `duckdb` or `postgres`."""
-    return normalize_url(warehouse_url).get_backend_name()
-
-
 def warehouse_env(warehouse_url: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The variables profiles.yml reads, for the warehouse at `warehouse_url`."""
     environ = os.environ if environ is None else environ

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from crypto_assets.names import RESAMPLED_MODELS, WINDOW_MODELS
 from crypto_assets.warehouse import Warehouse
 
 
@@ -20,7 +21,7 @@ def model_summary(warehouse: Warehouse, tables: list[str]) -> pd.DataFrame:
             continue
         row = {"model": table, "rows": int(stats["n"]), "symbols": int(stats["s"])}
         row["newest_bar"] = stats["newest"]
-        if table not in ("ohlc_today", "ohlc_recent"):
+        if table not in WINDOW_MODELS:
             flags = warehouse.query(
                 f"SELECT count(*) FILTER (WHERE NOT is_complete) AS incomplete, "
                 f'count(*) FILTER (WHERE NOT is_closed) AS still_open FROM "{table}"'
@@ -32,5 +33,5 @@ def model_summary(warehouse: Warehouse, tables: list[str]) -> pd.DataFrame:
 
 
 def _timeframe_order(table: str) -> tuple[int, str]:
-    order = {"ohlc_15m": 0, "ohlc_1h": 1, "ohlc_4h": 2, "ohlc_1d": 3, "ohlc_today": 4, "ohlc_recent": 5}
-    return order.get(table, 9), table
+    order = [*RESAMPLED_MODELS.values(), *WINDOW_MODELS]
+    return (order.index(table) if table in order else len(order)), table
