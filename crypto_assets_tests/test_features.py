@@ -246,7 +246,7 @@ def test_asset_specs_of_features_and_labels():
     assert set(labels) == {"strategy_dca_labels", "strategy_swing_labels", "strategy_channel_labels"}
     for spec in labels.values():
         assert spec.group_name == "labels"
-        assert {d.asset_key.to_user_string() for d in spec.deps} == {"raw_ohlc", "features"}
+        assert {d.asset_key.to_user_string() for d in spec.deps} == {"raw_ohlc"}  # reads candles only
         assert "stop loss" in spec.description and "open" in spec.description
     for assets in (build_features(Timeframe.parse("15m")), *build_label_assets()):
         assert assets.node_def.pools == {"warehouse_writes"}

@@ -2,6 +2,7 @@
 base-timeframe bars, one asset per strategy, parameters as run config."""
 
 from dataclasses import asdict, fields
+from typing import NamedTuple, get_type_hints
 
 from dagster import (
     AssetExecutionContext,
@@ -12,7 +13,7 @@ from dagster import (
     MetadataValue,
     asset,
 )
-from pydantic import Field
+from pydantic import Field, create_model
 
 from crypto_assets.automation.conditions import REBUILD_ON_UPSTREAM_UPDATE
 from crypto_assets.labels.store import ensure_label_table, label_table, read_base_bars, rewrite_labels
@@ -20,7 +21,6 @@ from crypto_assets.labels.strategies import ChannelParams, DcaParams, SwingParam
 from crypto_assets.names import LABELS_GROUP, WAREHOUSE_POOL
 from crypto_assets.resources import MarketResource, WarehouseResource
 
-_HORIZON = "Time limit in base bars, measured in time: entry ts + horizon_bars x timeframe."
 COMMON_RULES = (
     "Triple barrier on each bar's high and low from the bar after the entry (entry at the entry "
     "bar's close): the first bar reaching take profit or stop loss ends the trade, else it times out "
@@ -30,69 +30,58 @@ COMMON_RULES = (
     "newest bar are open and not labelled yet; a later run labels them. Each run rewrites the "
     "strategy's labels for the base timeframe in one transaction (keys: strategy, exchange, symbol, "
     "timeframe, entry_ts); label = 1 for take_profit. Rows: entry/take-profit/stop-loss prices, "
-    "time limit, exit ts, outcome, bars to exit, realized return."
+    "time limit, exit ts, outcome, bars to exit, realized return. Parameters (and their defaults) "
+    "are the asset's run config."
 )
 
 
-class DcaConfig(Config):
-    lookback_bars: int = Field(DcaParams.lookback_bars, description="Bars of the rolling high.")
-    drop_pct: float = Field(DcaParams.drop_pct, description="Entry when close is this % below the high.")
-    take_profit_pct: float = Field(DcaParams.take_profit_pct, description="Take profit, % above entry.")
-    stop_loss_pct: float = Field(DcaParams.stop_loss_pct, description="Stop loss, % below entry.")
-    horizon_bars: int = Field(DcaParams.horizon_bars, description=_HORIZON)
+def config_class(params_class: type) -> type[Config]:
+    """The run config of a strategy: one field per parameter of `params_class`, same default and doc."""
+    hints = get_type_hints(params_class)
+    fields_ = {
+        f.name: (hints[f.name], Field(f.default, description=f.metadata.get("doc")))
+        for f in fields(params_class)
+    }
+    return create_model(params_class.__name__.replace("Params", "Config"), __base__=Config, **fields_)
 
 
-class SwingConfig(Config):
-    lookback_bars: int = Field(SwingParams.lookback_bars, description="Bars of the prior high broken.")
-    volume_lookback_bars: int = Field(
-        SwingParams.volume_lookback_bars, description="Bars of the volume median."
-    )
-    take_profit_pct: float = Field(SwingParams.take_profit_pct, description="Take profit, % above entry.")
-    stop_loss_pct: float = Field(SwingParams.stop_loss_pct, description="Stop loss, % below entry.")
-    horizon_bars: int = Field(SwingParams.horizon_bars, description=_HORIZON)
-
-
-class ChannelConfig(Config):
-    lookback_bars: int = Field(ChannelParams.lookback_bars, description="Bars of the channel.")
-    band_fraction: float = Field(ChannelParams.band_fraction, description="Height of the bottom/top bands.")
-    adx_period: int = Field(ChannelParams.adx_period, description="ADX period (trend strength).")
-    max_adx: float = Field(ChannelParams.max_adx, description="Ranging when ADX is below this.")
-    stop_buffer_pct: float = Field(ChannelParams.stop_buffer_pct, description="Stop, % below channel low.")
-    horizon_bars: int = Field(ChannelParams.horizon_bars, description=_HORIZON)
+class Strategy(NamedTuple):
+    params: type  # the parameter dataclass (labels.strategies): defaults and docs
+    rule: str  # the entry rule and barriers, in words
 
 
 RULES = {
-    "dca": (
-        DcaConfig,
+    "dca": Strategy(
         DcaParams,
-        "DCA (buy the dip): an entry where close has fallen >= drop_pct (5%) from the highest high of the "
-        "last lookback_bars (96) bars; take profit +3%, stop loss -5%, time limit 192 bars.",
+        "DCA (buy the dip): an entry where close has fallen at least drop_pct below the highest high "
+        "of the last lookback_bars bars; take profit take_profit_pct above, stop loss stop_loss_pct "
+        "below the entry, time limit horizon_bars.",
     ),
-    "swing": (
-        SwingConfig,
+    "swing": Strategy(
         SwingParams,
         "Swing (breakout): an entry where close breaks above the highest high of the previous "
-        "lookback_bars (48) bars with volume above the median of the previous 48 bars; take profit "
-        "+4%, stop loss -2%, time limit 96 bars.",
+        "lookback_bars bars with volume above the median of the previous volume_lookback_bars bars; "
+        "take profit take_profit_pct above, stop loss stop_loss_pct below the entry, time limit "
+        "horizon_bars.",
     ),
-    "channel": (
-        ChannelConfig,
+    "channel": Strategy(
         ChannelParams,
-        "Channel (range): an entry where close sits in the bottom band_fraction (20%) of the "
-        "lookback_bars (96) channel (highest high, lowest low) while ADX 14 < 20 (ranging); take "
-        "profit at the top band (channel high - 20% of its width), stop 0.5% below the channel "
-        "low, time limit 96 bars.",
+        "Channel (range): an entry where close sits in the bottom band_fraction of the lookback_bars "
+        "channel (highest high, lowest low) while ADX(adx_period) < max_adx (ranging); take profit at "
+        "the top band (channel high - band_fraction of its width), stop loss stop_buffer_pct below "
+        "the channel low, time limit horizon_bars.",
     ),
 }
 
 
 def build_label_asset(strategy: str) -> AssetsDefinition:
-    config_class, params_class, rule = RULES[strategy]
+    params_class, rule = RULES[strategy]
+    config_type = config_class(params_class)
 
     @asset(
         name=label_table(strategy),
         group_name=LABELS_GROUP,
-        deps=[AssetKey("raw_ohlc"), AssetKey("features")],
+        deps=[AssetKey("raw_ohlc")],  # labels read the base candles only
         pool=WAREHOUSE_POOL,
         kinds={"python", "sql"},
         automation_condition=REBUILD_ON_UPSTREAM_UPDATE,
@@ -100,7 +89,7 @@ def build_label_asset(strategy: str) -> AssetsDefinition:
     )
     def labels(
         context: AssetExecutionContext,
-        config: config_class,
+        config: config_type,
         warehouse: WarehouseResource,
         market: MarketResource,
     ) -> MaterializeResult:

@@ -6,7 +6,7 @@ uses bars <= the entry bar only; the look-ahead is the barrier labeller's alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from crypto_assets.features.indicators import series_bounds
@@ -31,32 +31,40 @@ class Barriers:
     stop_loss: np.ndarray
 
 
+_HORIZON = "Time limit in base bars, measured in time: entry ts + horizon_bars x timeframe."
+
+
+def _param(default: float, doc: str):
+    """A strategy parameter: its default and what it means (run config shows both)."""
+    return field(default=default, metadata={"doc": doc})
+
+
 @dataclass(frozen=True)
 class DcaParams:
-    lookback_bars: int = 96
-    drop_pct: float = 5.0
-    take_profit_pct: float = 3.0
-    stop_loss_pct: float = 5.0
-    horizon_bars: int = 192
+    lookback_bars: int = _param(96, "Bars of the rolling high.")
+    drop_pct: float = _param(5.0, "Entry when close is this % below the rolling high.")
+    take_profit_pct: float = _param(3.0, "Take profit, % above entry.")
+    stop_loss_pct: float = _param(5.0, "Stop loss, % below entry.")
+    horizon_bars: int = _param(192, _HORIZON)
 
 
 @dataclass(frozen=True)
 class SwingParams:
-    lookback_bars: int = 48
-    volume_lookback_bars: int = 48
-    take_profit_pct: float = 4.0
-    stop_loss_pct: float = 2.0
-    horizon_bars: int = 96
+    lookback_bars: int = _param(48, "Bars of the prior high the close must break.")
+    volume_lookback_bars: int = _param(48, "Bars of the volume median the volume must exceed.")
+    take_profit_pct: float = _param(4.0, "Take profit, % above entry.")
+    stop_loss_pct: float = _param(2.0, "Stop loss, % below entry.")
+    horizon_bars: int = _param(96, _HORIZON)
 
 
 @dataclass(frozen=True)
 class ChannelParams:
-    lookback_bars: int = 96
-    band_fraction: float = 0.2
-    adx_period: int = 14
-    max_adx: float = 20.0
-    stop_buffer_pct: float = 0.5
-    horizon_bars: int = 96
+    lookback_bars: int = _param(96, "Bars of the channel (highest high, lowest low).")
+    band_fraction: float = _param(0.2, "Height of the bottom (entry) and top (take profit) bands.")
+    adx_period: int = _param(14, "ADX period (trend strength).")
+    max_adx: float = _param(20.0, "Ranging, so entries allowed, while ADX is below this.")
+    stop_buffer_pct: float = _param(0.5, "Stop loss, % below the channel low.")
+    horizon_bars: int = _param(96, _HORIZON)
 
 
 def _rolling_max(values: np.ndarray, window: int) -> np.ndarray:

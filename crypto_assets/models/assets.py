@@ -159,7 +159,7 @@ def _strategy_params(context: AssetExecutionContext, strategy: str, labels: Asse
     )
     if recorded is not None:
         return dict(recorded.value)
-    return asdict(RULES[strategy][1]())
+    return asdict(RULES[strategy].params())
 
 
 def _metadata(report: TrainingReport) -> dict:

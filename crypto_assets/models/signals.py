@@ -187,7 +187,7 @@ def entry_rule_fires(strategy: str, params: dict, bars: "pd.DataFrame", newest: 
 
     from crypto_assets.labels.strategies import STRATEGIES
 
-    params_class = RULES[strategy][1]
+    params_class = RULES[strategy].params
     rule_params = params_class(**{k: v for k, v in params.items() if k in params_class.__dataclass_fields__})
     fires = np.zeros(len(newest), dtype=bool)
     grouped = {key: rows for key, rows in bars.groupby(["exchange", "symbol"], sort=False)}
