@@ -1,7 +1,9 @@
 """The configuration contract: every environment variable the project reads, in one place.
 
 The names are public (DESIGN.md); scripts and users depend on them. Resources are built from
-these settings in `crypto_assets.resources`; nothing else reads the environment.
+these settings in `crypto_assets.resources`, which keeps a variable that is set as a Dagster
+`EnvVar`; no other module reads these variables. Other modules only pass on variables of the
+tools they drive (DAGSTER_HOME, dbt's profile variables, telemetry opt-outs).
 """
 
 from __future__ import annotations

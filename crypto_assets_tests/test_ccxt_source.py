@@ -192,10 +192,11 @@ def test_markets_are_loaded_once_and_only_spot(fake: FakeBinance, source: CcxtSo
     assert [r.path for r in fake.requests if not r.path.endswith("/klines")] == ["/api/v3/exchangeInfo"]
 
 
-def test_api_url_points_every_endpoint_at_the_given_server(fake: FakeBinance) -> None:
-    urls = CcxtSource("binance", api_url=fake.url)._client.urls["api"]
+def test_api_url_sends_the_markets_and_candle_requests_to_the_given_server(fake: FakeBinance) -> None:
+    batch = CcxtSource("binance", api_url=fake.url, max_retries=0).fetch(["BTC-USDT"], TF, DAY, DAY + PAGE)
 
-    assert all(url.startswith(fake.url + "/") for url in urls.values())
+    assert not batch.failures and len(batch.frame) > 0
+    assert {r.path for r in fake.requests} == {"/api/v3/exchangeInfo", "/api/v3/klines"}
 
 
 @pytest.mark.parametrize(

@@ -168,14 +168,14 @@ def run_features(warehouse_url: str, full: bool = False):
             "warehouse": WarehouseResource(url=warehouse_url),
             "market": MarketResource(symbols="BTC-USD,ETH-USD", timeframe="15m"),
         },
-        run_config={"ops": {"features": {"config": {"full_recompute": full}}}},
+        run_config={"ops": {"features": {"config": {"full_refresh": full}}}},
     )
     assert result.success
     event = result.get_asset_materialization_events()[0]
     return {key: value.value for key, value in event.materialization.metadata.items()}
 
 
-def test_incremental_runs_equal_a_full_recompute_on_both_warehouses(warehouse_url: str, warehouse: Warehouse):
+def test_incremental_runs_equal_a_full_refresh_on_both_warehouses(warehouse_url: str, warehouse: Warehouse):
     everything = two_symbols(2200)
     first = everything[everything["ts"] < T0 + pd.Timedelta(minutes=15 * 1500) + pd.Timedelta(minutes=7)]
     hourly = load(warehouse, first)

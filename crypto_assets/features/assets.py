@@ -12,7 +12,7 @@ from crypto_assets.resources import MarketResource, WarehouseResource
 
 
 class FeaturesConfig(Config):
-    full_recompute: bool = Field(
+    full_refresh: bool = Field(
         default=False,
         description="Recompute every bar of every series instead of only the new bars plus the overlap.",
     )
@@ -43,7 +43,7 @@ def build_features(base: Timeframe) -> AssetsDefinition:
             f"is_warmup marks the first {WARMUP_BARS} bars of each series; values an indicator "
             "cannot compute yet are NULL. Incremental by default: each series is recomputed from "
             f"{OVERLAP_BARS} stored bars before its newest one and only newer bars are written, "
-            "which equals a full recompute to float32 precision; `full_recompute` rebuilds all. "
+            "which equals a full recompute to float32 precision; `full_refresh` rebuilds all. "
             "Corrected old bars are only picked up by a full recompute."
         ),
     )
@@ -55,7 +55,7 @@ def build_features(base: Timeframe) -> AssetsDefinition:
     ) -> MaterializeResult:
         db = warehouse.open()
         try:
-            report = refresh_features(db, market.base_timeframe, full=config.full_recompute)
+            report = refresh_features(db, market.base_timeframe, full=config.full_refresh)
         finally:
             db.dispose()
         mode = "full" if report.full else "incremental"
