@@ -8,27 +8,25 @@ from __future__ import annotations
 
 import os
 import platform
-import secrets
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 import psycopg
 import pyarrow as pa
-from psycopg import sql
 from tabulate import tabulate
 
 from crypto_assets.ingestion.sources.base import CandleSource, SourceBatch
 from crypto_assets.ingestion.sources.synthetic import SyntheticSource
 from crypto_assets.market import Timeframe
 from crypto_assets.warehouse.bulk import to_arrow
+from crypto_assets_tests.pg import redact, scratch_database, with_database  # noqa: F401 (re-exported)
 
 #: Benchmarks load a fixed window so runs are comparable: it starts here.
 BENCH_START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -105,29 +103,9 @@ def arrow_table(frame: pd.DataFrame) -> pa.Table:
 # --- PostgreSQL ------------------------------------------------------------------------------------
 
 
-def with_database(url: str, dbname: str) -> str:
-    """The same libpq URL pointing at another database."""
-    return urlunsplit(urlsplit(url)._replace(path=f"/{dbname}"))
-
-
-def redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
-
-
-@contextmanager
-def temporary_database(admin_url: str, prefix: str = "crypto_assets_bench") -> Iterator[str]:
-    """Create database `<prefix>_<random>` on the server at `admin_url`; yield its URL; drop it."""
-    name = f"{prefix}_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield with_database(admin_url, name)
-    finally:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+def temporary_database(admin_url: str, prefix: str = "crypto_assets_bench") -> AbstractContextManager[str]:
+    """A throw-away database on the server at `admin_url`, dropped afterwards (the tests' helper)."""
+    return scratch_database(admin_url, prefix)
 
 
 def postgres_server_version(url: str) -> str:

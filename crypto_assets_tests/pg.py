@@ -50,7 +50,7 @@ def postgres_admin_url() -> str:
         pytest.skip(f"PostgreSQL test: {message}")
     problem = _probe(url)
     if problem is not None:
-        pytest.fail(f"PostgreSQL at {URL_ENV}={_redact(url)} is unreachable: {problem}", pytrace=False)
+        pytest.fail(f"PostgreSQL at {URL_ENV}={redact(url)} is unreachable: {problem}", pytrace=False)
     return url
 
 
@@ -81,20 +81,28 @@ def sqlalchemy_url(url: str) -> str:
 @contextmanager
 def temporary_database(prefix: str) -> Iterator[str]:
     """Create a fresh database `<prefix>_<random>` on the test server; yield its URL; drop it."""
+    with scratch_database(postgres_admin_url(), prefix) as url:
+        yield url
+
+
+@contextmanager
+def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """Create database `<prefix>_<random>` on the server at `admin_url` (a role allowed to create
+    databases); yield its URL; drop it, also when the block fails. Tests and benchmarks use it."""
     if not _PREFIX.fullmatch(prefix):
         raise ValueError(f"database prefix {prefix!r}: use lowercase letters, digits, _")
-    admin_url = postgres_admin_url()
     name = f"{prefix}_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         yield with_database(admin_url, name)
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
+    """`url` with its password, if any, replaced by ***."""
     parts = urlsplit(url)
     if parts.password is None:
         return url
