@@ -86,6 +86,17 @@ def test_a_label_whose_exit_bar_is_in_the_test_fold_is_purged():
     assert fold.train.tolist() == [0, 2]
 
 
+def walk_forward_on(frame: pd.DataFrame):
+    """Four purged folds over `frame` (a training set) and the default model's out-of-sample results."""
+    folds = walk_forward_folds(
+        frame["entry_ts"], frame["exit_ts"], n_folds=4, test_fraction=0.5, bar=BASE.delta,
+        embargo=timedelta(hours=12),
+    )  # fmt: skip
+    x = frame[feature_columns(BASE)].astype("float32")
+    y, returns = frame["label"].to_numpy(), frame["realized_return"].to_numpy()
+    return walk_forward(x, y, returns, frame["entry_ts"], folds, settings().model)
+
+
 # --- scores ----------------------------------------------------------------------------------------
 
 
@@ -97,37 +108,13 @@ def test_permuted_labels_give_an_out_of_sample_auc_of_one_half(planted: pd.DataF
     permuted = rng.permutation(len(frame))
     frame["label"] = frame["label"].to_numpy()[permuted]
     frame["realized_return"] = frame["realized_return"].to_numpy()[permuted]
-    columns = feature_columns(BASE)
-    folds = walk_forward_folds(
-        frame["entry_ts"],
-        frame["exit_ts"],
-        n_folds=4,
-        test_fraction=0.5,
-        bar=BASE.delta,
-        embargo=timedelta(hours=12),
-    )
-    result = walk_forward(
-        frame[columns].astype("float32"), frame["label"].to_numpy(), frame["realized_return"].to_numpy(),
-        frame["entry_ts"], folds, settings().model,
-    )  # fmt: skip
+    result = walk_forward_on(frame)
     assert abs(result.overall["roc_auc"] - 0.5) <= 0.05, result.overall
     assert result.overall["brier_skill"] <= 0.01
 
 
 def test_a_planted_signal_is_found_out_of_sample(planted: pd.DataFrame):
-    columns = feature_columns(BASE)
-    folds = walk_forward_folds(
-        planted["entry_ts"],
-        planted["exit_ts"],
-        n_folds=4,
-        test_fraction=0.5,
-        bar=BASE.delta,
-        embargo=timedelta(hours=12),
-    )
-    result = walk_forward(
-        planted[columns].astype("float32"), planted["label"].to_numpy(),
-        planted["realized_return"].to_numpy(), planted["entry_ts"], folds, settings().model,
-    )  # fmt: skip
+    result = walk_forward_on(planted)
     overall = result.overall
     assert overall["roc_auc"] > 0.7 and overall["brier_skill"] > 0.05
     assert overall["log_loss"] < overall["log_loss_naive"]
