@@ -6,7 +6,9 @@ import contextlib
 import io
 import os
 import shutil
+import signal
 import sys
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
@@ -288,12 +290,35 @@ def _print_checks(outcome: RangeRunOutcome) -> None:
         print(f"  {check.asset_key.to_user_string()}.{check.check_name} {state}{description}")
 
 
-def run_dev() -> int:
+def run_dev(dagster_args: Sequence[str] = ()) -> int:
+    """`dagster dev` on this code location; `dagster_args` (e.g. --port 3001) go to it unchanged.
+
+    SIGINT and SIGTERM are reset to their defaults first. A process started in the background by
+    a non-interactive shell (`make dev &`, nohup, some supervisors) inherits SIGINT as ignored, and
+    `dagster dev` maps SIGTERM to whatever SIGINT does: it would then ignore both, while its
+    webserver and daemon wait for its shutdown message and its code servers for its heartbeat.
+    """
     home = ensure_dagster_home()
     dagster = shutil.which("dagster") or os.path.join(os.path.dirname(sys.executable), "dagster")
-    print(f"DAGSTER_HOME={home}; UI at http://127.0.0.1:3000", file=sys.stderr)
-    os.execv(dagster, [dagster, "dev", "-m", "crypto_assets.definitions"])
+    args = list(dagster_args)
+    port = _option_value(args, "-p", "--port", "--dagit-port") or "3000"
+    host = _option_value(args, "-h", "--host", "--dagit-host") or "127.0.0.1"
+    print(f"DAGSTER_HOME={home}; UI at http://{host}:{port}", file=sys.stderr)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.execv(dagster, [dagster, "dev", "-m", "crypto_assets.definitions", *args])
     return 0
+
+
+def _option_value(args: Sequence[str], *names: str) -> str | None:
+    """The value given to any of `names` (`--port 3001` or `--port=3001`), if any."""
+    for position, arg in enumerate(args):
+        name, equals, value = arg.partition("=")
+        if name in names:
+            if equals:
+                return value
+            return args[position + 1] if position + 1 < len(args) else None
+    return None
 
 
 def run_mlflow(*, host: str, port: int) -> int:

@@ -50,7 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="coverage and freshness per symbol; exit 1 if stale")
     status.add_argument("--max-age", type=int, help="minutes a newest bar may be old (default 3 bars)")
 
-    commands.add_parser("dev", help="start `dagster dev` (UI and daemon) on this code location")
+    dev = commands.add_parser(
+        "dev",
+        help="start `dagster dev` (UI and daemon) on this code location",
+        description="Options after `dev` go to `dagster dev` unchanged, e.g. --port 3001 --host 0.0.0.0.",
+    )
+    dev.set_defaults(forwards_unknown=True)  # main() hands what the parser does not know to dagster dev
 
     mlflow = commands.add_parser("mlflow", help="start the MLflow UI on the configured tracking store")
     mlflow.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
@@ -59,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "forwards_unknown", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     warnings.filterwarnings("ignore", module="dagster")  # beta/preview notices are not for users
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     try:
@@ -90,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "dev":
             from crypto_assets.cli.commands import run_dev
 
-            return run_dev()
+            return run_dev(extra)
     except UserError as error:
         print(f"crypto-assets: error: {error}", file=sys.stderr)
         return EXIT_USAGE
