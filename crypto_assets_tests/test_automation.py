@@ -1,27 +1,38 @@
-"""Features and labels follow new candles on their own, through the features_and_labels sensor."""
+"""Features and labels follow new candles on their own, and stop following bad ones.
 
-from datetime import date
+The schedule's run writes raw_ohlc and runs its checks; the automation sensors then rebuild
+what is downstream, but only while every blocking check upstream passes.
+"""
+
+from pathlib import Path
 
 from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckSeverity,
     AssetMaterialization,
     DagsterInstance,
     DefaultSensorStatus,
     Definitions,
     evaluate_automation_conditions,
+    materialize,
 )
 
 from crypto_assets.automation.sensors import build_features_and_labels_sensor
 from crypto_assets.features.assets import build_features
-from crypto_assets.ingestion.assets import build_raw_ohlc
+from crypto_assets.ingestion.checks import build_raw_ohlc_checks
 from crypto_assets.labels.assets import build_label_assets
 from crypto_assets.market import Timeframe
-from crypto_assets.resources import build_resources
+from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource, build_resources
 from crypto_assets.settings import load_settings
 from crypto_assets.transform.assets import build_transform
+from crypto_assets.warehouse import Warehouse
+from crypto_assets_tests.helpers import RAW_OHLC
 
 BASE = Timeframe.parse("15m")
-DERIVED = {"features", "strategy_dca_labels", "strategy_swing_labels", "strategy_channel_labels"}
+LABELS = {"strategy_dca_labels", "strategy_swing_labels", "strategy_channel_labels"}
+DERIVED = {"features", *LABELS}
 MODELS = {"ohlc_1h", "ohlc_4h", "ohlc_1d", "ohlc_today", "ohlc_recent"}
+DAY = "2025-03-04"
 
 
 def code_location() -> tuple[Definitions, object]:
@@ -29,27 +40,92 @@ def code_location() -> tuple[Definitions, object]:
     derived = [build_features(BASE), *build_label_assets()]
     sensor = build_features_and_labels_sensor(derived)
     defs = Definitions(
-        assets=[build_raw_ohlc(date(2025, 1, 1), BASE), *transform.assets, *derived],
+        assets=[RAW_OHLC, *transform.assets, *derived],
+        asset_checks=build_raw_ohlc_checks(RAW_OHLC),
         sensors=[*transform.sensors, sensor],
         resources={**build_resources(load_settings({})), **transform.resources},
     )
     return defs, sensor
 
 
-def test_new_candles_request_models_features_and_labels_once():
-    defs, _ = code_location()
-    instance = DagsterInstance.ephemeral()
+class Deployment:
+    """A code location, its instance and warehouse, and the automation's cursor between ticks."""
 
-    def requested(result) -> set[str]:
+    def __init__(self, tmp_path: Path) -> None:
+        self.defs, _ = code_location()
+        self.instance = DagsterInstance.ephemeral()
+        self.url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+        self.cursor = None
+
+    def load(self) -> bool:
+        """The schedule's run: raw_ohlc and its checks for one day."""
+        return materialize(
+            [RAW_OHLC, *build_raw_ohlc_checks(RAW_OHLC)],
+            resources={
+                "warehouse": WarehouseResource(url=self.url),
+                "source": CandleSourceResource(spec="synthetic"),
+                "market": MarketResource(symbols="BTC-USD,ETH-USD", timeframe="15m"),
+            },
+            partition_key=DAY,
+            instance=self.instance,
+            raise_on_error=False,
+        ).success
+
+    def tick(self) -> set[str]:
+        """One evaluation of every automation condition: the assets it requests."""
+        result = evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.cursor)
+        self.cursor = result.cursor
         return {r.key.to_user_string() for r in result.results if r.true_subset.size}
 
-    first = evaluate_automation_conditions(defs=defs, instance=instance)
-    assert requested(first) == set()
-    instance.report_runless_asset_event(AssetMaterialization("raw_ohlc", partition="2025-03-01"))
-    second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
-    assert requested(second) == MODELS | DERIVED
-    third = evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
-    assert requested(third) == set()
+    def dbt_build_passes(self) -> None:
+        """What a successful dbt build records: the models and their (blocking) dbt tests."""
+        for node in self.defs.resolve_asset_graph().asset_nodes:
+            if node.key.to_user_string() not in MODELS:
+                continue
+            self.instance.report_runless_asset_event(AssetMaterialization(node.key))
+            for check in node.check_keys:
+                self.instance.report_runless_asset_event(
+                    AssetCheckEvaluation(
+                        asset_key=check.asset_key, check_name=check.name, passed=True,
+                        severity=AssetCheckSeverity.ERROR,
+                    )
+                )  # fmt: skip
+
+
+def test_new_candles_request_models_then_features_and_labels_once(tmp_path: Path):
+    deployment = Deployment(tmp_path)
+    assert deployment.tick() == set()
+    assert deployment.load()
+    # labels read raw_ohlc only; features also read the dbt models and wait for their tests
+    assert deployment.tick() == MODELS | LABELS
+    assert deployment.tick() == set()
+    deployment.dbt_build_passes()
+    assert deployment.tick() == {"features"}
+    assert deployment.tick() == set()
+
+
+def test_a_failed_blocking_check_holds_every_downstream_asset_until_it_passes(tmp_path: Path):
+    deployment = Deployment(tmp_path)
+    deployment.tick()
+    assert deployment.load()
+    deployment.tick()
+    deployment.dbt_build_passes()
+    deployment.tick()
+
+    with Warehouse(deployment.url).begin() as connection:  # a bad candle written behind the loader's back
+        connection.exec_driver_sql(
+            "INSERT INTO raw_ohlc VALUES ('synthetic', 'BTC-USD', '15m', '2025-03-04 10:07:00+00', "
+            "100, 99, 95, 105, -1, '2025-03-05 00:00:00+00')"
+        )
+    assert not deployment.load()  # raw_ohlc is written, then raw_ohlc_expectations fails
+    assert deployment.tick() == set()
+    assert deployment.tick() == set()  # and stays held on later ticks
+
+    with Warehouse(deployment.url).begin() as connection:
+        connection.exec_driver_sql("DELETE FROM raw_ohlc WHERE volume < 0")
+    assert deployment.load()
+    # the dbt tests passed before, so features may go in the same tick as the dbt models
+    assert deployment.tick() == MODELS | DERIVED
 
 
 def test_the_sensor_is_on_and_targets_features_and_labels():

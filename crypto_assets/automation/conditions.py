@@ -5,9 +5,10 @@ from dagster import AutomationCondition
 # eager() without `~any_deps_missing`: raw_ohlc has a daily partition for every day since
 # CRYPTO_ASSETS_START and a deployment rarely loads them all, so "any partition missing" would
 # block the derived assets forever. An asset rebuilds after any upstream update (or when it is
-# missing itself), once nothing upstream or itself is still running.
+# missing itself), once nothing upstream or itself is still running, and only while every
+# blocking check of its upstream assets passes: candles that failed raw_ohlc_expectations in one
+# run hold the dbt models, features, labels and signals until a later run passes the check.
 REBUILD_ON_UPSTREAM_UPDATE = (
-    AutomationCondition.eager()
-    .without(~AutomationCondition.any_deps_missing())
-    .with_label("rebuild when upstream updates")
-)
+    AutomationCondition.eager().without(~AutomationCondition.any_deps_missing())
+    & AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("rebuild when upstream updates and its blocking checks pass")
