@@ -29,6 +29,8 @@ class Settings:
     timeframe: Timeframe
     start: date
     mlflow_tracking_uri: str
+    #: a model retrains early when its strategy's closed labels grew by this fraction
+    retrain_label_growth: float = 0.25
 
 
 def home_dir(env: dict[str, str] | None = None) -> Path:
@@ -62,4 +64,17 @@ def load_settings(env: dict[str, str] | None = None, today: date | None = None) 
         timeframe=Timeframe.parse(env.get("CRYPTO_ASSETS_TIMEFRAME") or "15m"),
         start=start,
         mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+        retrain_label_growth=parse_fraction(
+            "CRYPTO_ASSETS_RETRAIN_LABEL_GROWTH", env.get("CRYPTO_ASSETS_RETRAIN_LABEL_GROWTH") or "0.25"
+        ),
     )
+
+
+def parse_fraction(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 10:
+        raise UserError(f"{name}={text!r} is not a fraction: use e.g. 0.25 for 25 %")
+    return value

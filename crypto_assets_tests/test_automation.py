@@ -8,7 +8,9 @@ from pathlib import Path
 
 from dagster import (
     AssetCheckEvaluation,
+    AssetCheckKey,
     AssetCheckSeverity,
+    AssetKey,
     AssetMaterialization,
     DagsterInstance,
     DefaultSensorStatus,
@@ -19,8 +21,10 @@ from dagster import (
 
 from crypto_assets.automation.sensors import build_features_and_labels_sensor
 from crypto_assets.features.assets import build_features
+from crypto_assets.features.checks import build_features_checks
 from crypto_assets.ingestion.checks import build_raw_ohlc_checks
 from crypto_assets.labels.assets import build_label_assets
+from crypto_assets.labels.checks import build_label_checks
 from crypto_assets.market import Timeframe
 from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource, build_resources
 from crypto_assets.settings import load_settings
@@ -41,7 +45,7 @@ def code_location() -> tuple[Definitions, object]:
     sensor = build_features_and_labels_sensor(derived)
     defs = Definitions(
         assets=[RAW_OHLC, *transform.assets, *derived],
-        asset_checks=build_raw_ohlc_checks(RAW_OHLC),
+        asset_checks=[*build_raw_ohlc_checks(RAW_OHLC), *build_features_checks(), *build_label_checks()],
         sensors=[*transform.sensors, sensor],
         resources={**build_resources(load_settings({})), **transform.resources},
     )
@@ -75,7 +79,16 @@ class Deployment:
         """One evaluation of every automation condition: the assets it requests."""
         result = evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.cursor)
         self.cursor = result.cursor
-        return {r.key.to_user_string() for r in result.results if r.true_subset.size}
+        self.checks = {
+            r.key.to_user_string()
+            for r in result.results
+            if r.true_subset.size and isinstance(r.key, AssetCheckKey)
+        }
+        return {
+            r.key.to_user_string()
+            for r in result.results
+            if r.true_subset.size and isinstance(r.key, AssetKey)
+        }
 
     def dbt_build_passes(self) -> None:
         """What a successful dbt build records: the models and their (blocking) dbt tests."""
@@ -98,9 +111,12 @@ def test_new_candles_request_models_then_features_and_labels_once(tmp_path: Path
     assert deployment.load()
     # labels read raw_ohlc only; features also read the dbt models and wait for their tests
     assert deployment.tick() == MODELS | LABELS
+    # the blocking checks of the rebuilt assets run with them, so what is downstream can follow
+    assert deployment.checks == {f"{name}:labels_consistent" for name in LABELS}
     assert deployment.tick() == set()
     deployment.dbt_build_passes()
     assert deployment.tick() == {"features"}
+    assert deployment.checks == {"features:features_valid"}
     assert deployment.tick() == set()
 
 

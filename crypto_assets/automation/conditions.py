@@ -12,3 +12,7 @@ REBUILD_ON_UPSTREAM_UPDATE = (
     AutomationCondition.eager().without(~AutomationCondition.any_deps_missing())
     & AutomationCondition.all_deps_blocking_checks_passed()
 ).with_label("rebuild when upstream updates and its blocking checks pass")
+
+# For a blocking check of an asset the automation rebuilds: requested with the asset (or after
+# it updates some other way), so the check's result exists for the assets that wait on it.
+CHECK_AFTER_UPDATE = AutomationCondition.eager().with_label("check after its asset updates")

@@ -22,6 +22,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from crypto_assets.automation.retraining import RETRAIN_WEEKLY
 from crypto_assets.labels.assets import RULES
 from crypto_assets.labels.store import label_table
 from crypto_assets.models.fit_and_register import TrainingReport, TrainingSettings
@@ -104,6 +105,7 @@ def build_model_asset(strategy: str) -> AssetsDefinition:
         deps=[labels, AssetKey("features")],
         pool=WAREHOUSE_POOL,
         kinds={"scikitlearn", "mlflow"},
+        automation_condition=RETRAIN_WEEKLY,
         check_specs=specs,
         description=(
             f"Classifier of {strategy} entries: P(take profit before stop loss or time limit) from the "
@@ -149,6 +151,11 @@ def build_model_asset(strategy: str) -> AssetsDefinition:
 
 def build_model_assets() -> list[AssetsDefinition]:
     return [build_model_asset(strategy) for strategy in RULES]
+
+
+def models_by_labels() -> dict[AssetKey, AssetKey]:
+    """Each strategy's label table and the model trained on it."""
+    return {AssetKey(label_table(strategy)): model_key(strategy) for strategy in RULES}
 
 
 def _strategy_params(context: AssetExecutionContext, strategy: str, labels: AssetKey) -> dict:

@@ -12,6 +12,7 @@ from dagster import (
     asset_check,
 )
 
+from crypto_assets.automation.conditions import CHECK_AFTER_UPDATE
 from crypto_assets.resources import WarehouseResource
 
 if TYPE_CHECKING:
@@ -38,7 +39,16 @@ def build_rule_check(
 ) -> AssetChecksDefinition:
     """A blocking check that fails, naming the broken rules, when any row of `table` breaks one."""
 
-    @asset_check(asset=asset, name=name, blocking=True, pool=pool, description=description)
+    @asset_check(
+        asset=asset,
+        name=name,
+        blocking=True,
+        pool=pool,
+        description=description,
+        # in the same run as the asset the automation sensors rebuild: assets downstream wait
+        # for this check to pass (all_deps_blocking_checks_passed), so it must run
+        automation_condition=CHECK_AFTER_UPDATE,
+    )
     def rule_check(warehouse: WarehouseResource) -> AssetCheckResult:
         db = warehouse.open()
         try:

@@ -1,0 +1,108 @@
+"""When the models retrain: weekly, and earlier when a strategy's closed labels have grown.
+
+Never on every new bar: a model trained on last week's labels scores this week's bars well, and
+each training costs minutes. Signals follow every bar instead (REBUILD_ON_UPSTREAM_UPDATE).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from dagster import (
+    AssetKey,
+    AssetsDefinition,
+    AutomationCondition,
+    AutomationConditionSensorDefinition,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SkipReason,
+    sensor,
+)
+
+#: Mondays 02:00 UTC, a quiet hour for exchanges and for the warehouse
+RETRAIN_CRON = "0 2 * * 1"
+RETRAIN_WEEKLY = (
+    AutomationCondition.on_cron(RETRAIN_CRON) & AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("weekly retrain")
+#: the run tag naming why a model retrains early
+RETRAIN_TAG = "crypto_assets/retrain"
+UNFINISHED = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+]
+
+
+def build_models_sensor(models: list[AssetsDefinition]) -> AutomationConditionSensorDefinition:
+    return AutomationConditionSensorDefinition(
+        "models_automation",
+        target=models,
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=60,
+        description=f"Retrains every strategy's model on the weekly cron ({RETRAIN_CRON}, UTC).",
+    )
+
+
+def label_growth(instance, labels: AssetKey, model: AssetKey, growth: float) -> tuple[str | None, int]:
+    """Why `model` should retrain now (None: it should not), and the label count it would use."""
+    labelled = instance.get_latest_materialization_event(labels)
+    if labelled is None or labelled.asset_materialization is None:
+        return None, 0
+    count = int(_value(labelled.asset_materialization.metadata, "dagster/row_count", 0))
+    trained = instance.get_latest_materialization_event(model)
+    if trained is None or trained.asset_materialization is None:
+        return (f"never trained; {count} closed labels" if count else None), count
+    # against the newest training, promoted or not: a refused challenger already saw those labels
+    used = int(_value(trained.asset_materialization.metadata, "labels", 0))
+    if count >= max(1, used) * (1 + growth):
+        return f"closed labels grew from {used} to {count} (threshold +{growth:.0%})", count
+    return None, count
+
+
+def build_label_growth_sensor(model_by_labels: Mapping[AssetKey, AssetKey], *, growth: float) -> object:
+    """A sensor that retrains a model when its labels have grown by `growth` (0.25 = 25 %) since its
+    newest training. One request per label materialization; none while the model is training."""
+
+    @sensor(
+        name="retrain_on_label_growth",
+        asset_selection=list(model_by_labels.values()),
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=300,
+        description=(
+            f"Retrains a strategy's model early when its closed labels have grown by {growth:.0%} "
+            "since its newest training."
+        ),
+    )
+    def retrain_on_label_growth(context: SensorEvaluationContext) -> Iterator[RunRequest | SkipReason]:
+        requested = False
+        for labels, model in model_by_labels.items():
+            reason, count = label_growth(context.instance, labels, model, growth)
+            if reason is None or _training(context.instance, model):
+                continue
+            labelled = context.instance.get_latest_materialization_event(labels)
+            requested = True
+            yield RunRequest(
+                run_key=f"{model.to_user_string()}@labels-{labelled.storage_id}",
+                asset_selection=[model],
+                tags={RETRAIN_TAG: reason},
+            )
+            context.log.info(f"{model.to_user_string()}: {reason}")
+        if not requested:
+            yield SkipReason("no strategy's labels grew enough since its model was trained")
+
+    return retrain_on_label_growth
+
+
+def _training(instance, model: AssetKey) -> bool:
+    """Whether a queued or running run (weekly, early or launched by hand) materializes `model`."""
+    runs = instance.get_run_records(RunsFilter(statuses=UNFINISHED), limit=200)
+    return any(model in (record.dagster_run.asset_selection or ()) for record in runs)
+
+
+def _value(metadata: Mapping, key: str, default: float) -> float:
+    entry = metadata.get(key)
+    return default if entry is None else entry.value
