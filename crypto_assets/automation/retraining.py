@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 
 from dagster import (
     AssetKey,
+    AssetRecordsFilter,
     AssetsDefinition,
     AutomationCondition,
     AutomationConditionSensorDefinition,
@@ -48,19 +49,25 @@ def build_models_sensor(models: list[AssetsDefinition]) -> AutomationConditionSe
 
 
 def label_growth(instance, labels: AssetKey, model: AssetKey, growth: float) -> tuple[str | None, int]:
-    """Why `model` should retrain now (None: it should not), and the label count it would use."""
-    labelled = instance.get_latest_materialization_event(labels)
-    if labelled is None or labelled.asset_materialization is None:
+    """Why `model` should retrain now (None: it should not), and the storage id of the label
+    materialization that says so (a run key: one request per state of the labels)."""
+    labelled = _newest(instance, labels)
+    if labelled is None:
         return None, 0
     count = int(_value(labelled.asset_materialization.metadata, "dagster/row_count", 0))
-    trained = instance.get_latest_materialization_event(model)
-    if trained is None or trained.asset_materialization is None:
-        return (f"never trained; {count} closed labels" if count else None), count
+    trained = _newest(instance, model)
+    if trained is None:
+        return (f"never trained; {count} closed labels" if count else None), labelled.storage_id
     # against the newest training, promoted or not: a refused challenger already saw those labels
     used = int(_value(trained.asset_materialization.metadata, "labels", 0))
     if count >= max(1, used) * (1 + growth):
-        return f"closed labels grew from {used} to {count} (threshold +{growth:.0%})", count
-    return None, count
+        return f"closed labels grew from {used} to {count} (threshold +{growth:.0%})", labelled.storage_id
+    return None, labelled.storage_id
+
+
+def _newest(instance, key: AssetKey):
+    records = instance.fetch_materializations(AssetRecordsFilter(asset_key=key), limit=1).records
+    return records[0] if records else None
 
 
 def build_label_growth_sensor(model_by_labels: Mapping[AssetKey, AssetKey], *, growth: float) -> object:
@@ -80,13 +87,12 @@ def build_label_growth_sensor(model_by_labels: Mapping[AssetKey, AssetKey], *, g
     def retrain_on_label_growth(context: SensorEvaluationContext) -> Iterator[RunRequest | SkipReason]:
         requested = False
         for labels, model in model_by_labels.items():
-            reason, count = label_growth(context.instance, labels, model, growth)
+            reason, labels_id = label_growth(context.instance, labels, model, growth)
             if reason is None or _training(context.instance, model):
                 continue
-            labelled = context.instance.get_latest_materialization_event(labels)
             requested = True
             yield RunRequest(
-                run_key=f"{model.to_user_string()}@labels-{labelled.storage_id}",
+                run_key=f"{model.to_user_string()}@labels-{labels_id}",
                 asset_selection=[model],
                 tags={RETRAIN_TAG: reason},
             )
