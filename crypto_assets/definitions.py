@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from crypto_assets.automation.alerts import build_alerts_sensor
 from crypto_assets.automation.freshness import MODEL_FRESHNESS, follows_each_bar, with_freshness
 from crypto_assets.automation.retraining import build_label_growth_sensor, build_models_sensor
 from crypto_assets.automation.schedules import build_raw_ohlc_schedule
@@ -40,6 +41,7 @@ defs = Definitions(
         build_signals_sensor(signals),
         build_models_sensor(models),
         build_label_growth_sensor(models_by_labels(), growth=settings.retrain_label_growth),
+        build_alerts_sensor([model.key for model in models]),
     ],
     resources={**build_resources(settings), **transform.resources},
 )

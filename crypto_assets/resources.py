@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from dagster import ConfigurableResource, EnvVar
 
+from crypto_assets.automation.alerts import AlertsResource
 from crypto_assets.ingestion.sources import CandleSource, make_source
 from crypto_assets.market import Timeframe, parse_symbols
 from crypto_assets.models.tracking import MlflowResource
@@ -75,7 +76,7 @@ def build_resources(
     for plain values."""
     settings = settings or load_settings()
 
-    def _env_or(name: str, value: str) -> str | EnvVar:
+    def _env_or(name: str, value: str | None) -> str | EnvVar | None:
         return EnvVar(name) if as_env_vars and os.environ.get(name) else value
 
     return {
@@ -88,5 +89,10 @@ def build_resources(
         "mlflow": MlflowResource(
             tracking_uri=_env_or("MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri),
             artifact_root=str(settings.home / "mlflow-artifacts"),
+        ),
+        # secrets: only ever EnvVars here, so neither the UI nor run metadata shows a URL
+        "alerting": AlertsResource(
+            slack_webhook_url=_env_or("SLACK_WEBHOOK_URL", None),
+            webhook_url=_env_or("CRYPTO_ASSETS_ALERT_WEBHOOK", None),
         ),
     }
