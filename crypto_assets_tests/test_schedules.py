@@ -14,7 +14,10 @@ RAW = build_raw_ohlc(date(2025, 1, 1), Timeframe.parse("15m"))
 @pytest.mark.parametrize(
     ("timeframe", "cron"),
     [
+        ("1m", "* * * * *"),  # every minute is one minute after a close
+        ("5m", "1,6,11,16,21,26,31,36,41,46,51,56 * * * *"),
         ("15m", "1,16,31,46 * * * *"),
+        ("30m", "1,31 * * * *"),
         ("1h", "1 * * * *"),
         ("4h", "1 0,4,8,12,16,20 * * *"),
         ("1d", "1 0 * * *"),

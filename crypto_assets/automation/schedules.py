@@ -25,7 +25,8 @@ def cron_after_each_bar(timeframe: Timeframe) -> str:
     """A cron that fires CLOSE_DELAY_MINUTES after every bar of `timeframe` closes (UTC)."""
     minutes = timeframe.seconds // 60
     if minutes < 60:
-        return f"{','.join(str(m + CLOSE_DELAY_MINUTES) for m in range(0, 60, minutes))} * * * *"
+        fire = sorted({(m + CLOSE_DELAY_MINUTES) % 60 for m in range(0, 60, minutes)})
+        return "* * * * *" if len(fire) == 60 else f"{','.join(map(str, fire))} * * * *"
     hours = minutes // 60
     if hours == 1:
         return f"{CLOSE_DELAY_MINUTES} * * * *"
