@@ -7,6 +7,7 @@ and a requested training is recorded as the model's materialization with the lab
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -25,6 +26,7 @@ from dagster import (
 from dagster._core.test_utils import create_run_for_test, freeze_time
 
 from crypto_assets.automation.retraining import RETRAIN_TAG, build_label_growth_sensor
+from crypto_assets.errors import UserError
 from crypto_assets.features.assets import build_features
 from crypto_assets.labels.assets import build_label_assets
 from crypto_assets.market import Timeframe
@@ -143,3 +145,12 @@ def test_an_untrained_model_trains_once_its_labels_exist(instance: DagsterInstan
     ]
     assert request.asset_selection == [AssetKey("channel_model")]
     assert request.tags[RETRAIN_TAG] == "never trained; 1500 closed labels"
+
+
+@pytest.mark.parametrize("text", ["0", "-0.1", "lots", "25%"])
+def test_a_bad_growth_setting_is_one_clear_error(text: str):
+    with pytest.raises(
+        UserError, match=rf"CRYPTO_ASSETS_RETRAIN_LABEL_GROWTH='{re.escape(text)}' is not a fraction"
+    ):
+        load_settings({"CRYPTO_ASSETS_RETRAIN_LABEL_GROWTH": text})
+    assert load_settings({"CRYPTO_ASSETS_RETRAIN_LABEL_GROWTH": "0.5"}).retrain_label_growth == 0.5
