@@ -214,22 +214,46 @@ def test_mlflow_tracking_uri_is_described_without_its_password():
 # --- automation ------------------------------------------------------------------------------------
 
 
-def test_new_candles_rescore_signals_but_do_not_retrain_models():
+def test_new_candles_rescore_signals_but_do_not_retrain_models(tmp_path: Path):
     from dagster import (
+        AssetCheckEvaluation,
+        AssetCheckSeverity,
+        AssetKey,
         AssetMaterialization,
         DagsterInstance,
         DefaultSensorStatus,
         evaluate_automation_conditions,
+        materialize,
     )
 
-    from crypto_assets.definitions import defs
+    from crypto_assets.definitions import defs, raw_ohlc
+    from crypto_assets.ingestion.checks import build_raw_ohlc_checks
+    from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource
 
     signals_sensor = next(s for s in defs.sensors if s.name == "signals_automation")
     assert signals_sensor.default_status == DefaultSensorStatus.RUNNING
     with DagsterInstance.ephemeral() as instance:
         first = evaluate_automation_conditions(defs=defs, instance=instance)
+        # the schedule's run: new candles and their checks (blocking ones hold what is downstream)
+        loaded = materialize(
+            [raw_ohlc, *build_raw_ohlc_checks(raw_ohlc)],
+            instance=instance,
+            partition_key=raw_ohlc.partitions_def.get_last_partition_key(),
+            resources={
+                "warehouse": WarehouseResource(url=f"duckdb:///{tmp_path / 'warehouse.duckdb'}"),
+                "source": CandleSourceResource(spec="synthetic"),
+                "market": MarketResource(symbols="BTC-USD", timeframe="15m"),
+            },
+        )
+        assert loaded.success
         for key in ("features", "dca_model"):
             instance.report_runless_asset_event(AssetMaterialization(key))
+        instance.report_runless_asset_event(  # what the features run records with it
+            AssetCheckEvaluation(
+                asset_key=AssetKey("features"), check_name="features_valid", passed=True,
+                severity=AssetCheckSeverity.ERROR, blocking=True,
+            )
+        )  # fmt: skip
         second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
     requested = {r.key.to_user_string() for r in second.results if r.true_subset.size}
     assert "strategy_signals" in requested
