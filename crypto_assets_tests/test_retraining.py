@@ -34,8 +34,10 @@ from crypto_assets.models.assets import build_model_assets, models_by_labels
 from crypto_assets.resources import build_resources
 from crypto_assets.settings import load_settings
 
-WEDNESDAY = datetime(2026, 11, 18, tzinfo=UTC)
-MONDAY_TICK = datetime(2026, 11, 23, 2, tzinfo=UTC)  # RETRAIN_CRON
+# A past week on purpose: part of Dagster's cron evaluation reads the real clock, so a simulated
+# week that contains the real present would not behave like one that has passed.
+WEDNESDAY = datetime(2025, 11, 19, tzinfo=UTC)
+MONDAY_TICK = datetime(2025, 11, 24, 2, tzinfo=UTC)  # RETRAIN_CRON
 LABELS = {f"strategy_{s}_labels": f"{s}_model" for s in ("dca", "swing", "channel")}
 
 
@@ -103,17 +105,16 @@ def test_a_simulated_week_retrains_weekly_and_on_label_growth_only(instance: Dag
         now = WEDNESDAY + timedelta(hours=hour)
         # a few trades close each hour; DCA enters on more bars than the others
         labels = {table: count + (4 if "dca" in table else 2) for table, count in labels.items()}
-        if now == datetime(2026, 11, 19, 12, tzinfo=UTC):
+        if now == datetime(2025, 11, 20, 12, tzinfo=UTC):
             labels["strategy_swing_labels"] = 1300  # a burst of closed swing trades: +30 % > 25 %
         week.tick(now, labels)
 
-    swing_burst = datetime(2026, 11, 19, 12, tzinfo=UTC)
+    swing_burst = datetime(2025, 11, 20, 12, tzinfo=UTC)
     assert (swing_burst, "swing_model", "labels") in week.trainings
     cron = sorted(model for when, model, why in week.trainings if why == "cron")
     assert cron == ["channel_model", "dca_model", "swing_model"]
-    # on_cron waits for new bars after the tick: here the next hourly tick; under the daemon
-    # (every 30 s) the first bar loaded after 02:00
-    assert {when for when, _, why in week.trainings if why == "cron"} == {MONDAY_TICK + timedelta(hours=1)}
+    # on_cron waits for new bars after the tick: the bar loaded at 02:01, evaluated at 02:05
+    assert {when for when, _, why in week.trainings if why == "cron"} == {MONDAY_TICK}
     # dca: 1000 -> 1250 labels after 63 hours (Friday 15:00); channel would need 125 hours, but
     # the Monday retrain resets its count first
     growth = sorted((when, model) for when, model, why in week.trainings if why == "labels")
