@@ -23,6 +23,22 @@ MODEL_FRESHNESS = FreshnessPolicy.time_window(
 )
 
 
+#: a load runs a minute after each close; a bar may be this late before its symbol counts as stale
+LOAD_SLACK = timedelta(minutes=5)
+
+
+def raw_ohlc_stale_after(timeframe: Timeframe) -> timedelta:
+    """How old the newest closed bar of raw_ohlc (as a whole, or of one symbol) may get."""
+    return 4 * timeframe.delta + LOAD_SLACK
+
+
+def raw_ohlc_freshness(timeframe: Timeframe) -> FreshnessPolicy:
+    """Late after two bars without a load, stale after four."""
+    return FreshnessPolicy.time_window(
+        warn_window=2 * timeframe.delta + LOAD_SLACK, fail_window=raw_ohlc_stale_after(timeframe)
+    )
+
+
 def follows_each_bar(timeframe: Timeframe) -> FreshnessPolicy:
     """For assets rebuilt after every new base bar: late after two bars, stale after four."""
     return FreshnessPolicy.time_window(

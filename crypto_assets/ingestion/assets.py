@@ -1,7 +1,7 @@
 """The raw_ohlc asset: base-timeframe candles of every configured symbol, one UTC day per partition."""
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from dagster import (
@@ -13,24 +13,25 @@ from dagster import (
     BackfillPolicy,
     Config,
     Failure,
-    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 from pydantic import Field
 
+from crypto_assets.automation.freshness import raw_ohlc_freshness, raw_ohlc_stale_after
 from crypto_assets.ingestion.partitions import daily_partitions
 from crypto_assets.market import Timeframe, parse_symbols
 from crypto_assets.names import INGESTION_GROUP, WAREHOUSE_POOL
 from crypto_assets.quiet import quietly
 from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource
-from crypto_assets.warehouse.coverage import window_coverage
+from crypto_assets.warehouse.coverage import newest_bars, window_coverage
 
 if TYPE_CHECKING:
     from crypto_assets.ingestion.load import LoadReport
 
 COVERAGE_CHECK = "symbol_coverage"
+SYMBOL_FRESHNESS_CHECK = "symbol_freshness"
 
 
 class RawOhlcConfig(Config):
@@ -51,16 +52,22 @@ def build_raw_ohlc(start: date, timeframe: Timeframe) -> AssetsDefinition:
         backfill_policy=BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
         kinds={"python", "sql"},
-        freshness_policy=FreshnessPolicy.time_window(
-            warn_window=2 * timeframe.delta + timedelta(minutes=5),
-            fail_window=4 * timeframe.delta + timedelta(minutes=5),
-        ),
+        freshness_policy=raw_ohlc_freshness(timeframe),
         check_specs=[
             AssetCheckSpec(
                 COVERAGE_CHECK,
                 asset="raw_ohlc",
                 description="Every requested symbol has every closed bar of the loaded days.",
-            )
+            ),
+            AssetCheckSpec(
+                SYMBOL_FRESHNESS_CHECK,
+                asset="raw_ohlc",
+                description=(
+                    "Every configured symbol's newest closed bar is recent (four bars and five "
+                    "minutes, raw_ohlc's freshness window, per symbol). Dagster's freshness policy "
+                    "is per asset and a backfill of an old day makes it look fresh; this is not."
+                ),
+            ),
         ],
         description=(
             "Candles of the base timeframe for every configured symbol, keyed on "
@@ -112,6 +119,7 @@ def build_raw_ohlc(start: date, timeframe: Timeframe) -> AssetsDefinition:
                     f"{c.unchanged} unchanged, {c.quarantined} quarantined"
                 ),
             )
+            newest = newest_bars(db, exchange=candle_source.exchange, symbols=known, timeframe=base, now=now)
             coverage = window_coverage(
                 db,
                 exchange=candle_source.exchange,
@@ -125,6 +133,7 @@ def build_raw_ohlc(start: date, timeframe: Timeframe) -> AssetsDefinition:
             db.dispose()  # a DuckDB object alive at exit is reported as leaked
         yield MaterializeResult(metadata=_metadata(report, coverage))
         yield _coverage_result(coverage, report.failures)
+        yield _freshness_result(newest, base, now)
         if report.failures:
             raise Failure(
                 description="; ".join(report.failures.values())
@@ -150,6 +159,34 @@ def _metadata(report: "LoadReport", coverage) -> dict:
         "failed_symbols": MetadataValue.json(report.failures),
         "dagster/row_count": report.stored,
     }
+
+
+def _freshness_result(newest: dict, timeframe: Timeframe, now: datetime) -> AssetCheckResult:
+    """Which symbols' newest closed bar closed longer ago than raw_ohlc may be stale."""
+    allowed = raw_ohlc_stale_after(timeframe)
+    rows, stale = [], []
+    for symbol, bar in newest.items():
+        age = now - (bar + timeframe.delta) if bar is not None else None  # since the bar closed
+        if age is None or age > allowed:
+            stale.append(f"{symbol} ({_minutes(age)} old)" if age is not None else f"{symbol} (no bar)")
+        rows.append(
+            f"| {symbol} | {bar:%Y-%m-%d %H:%M} | {_minutes(age)} |" if bar else f"| {symbol} | none | |"
+        )
+    table = "| symbol | newest bar (UTC) | age |\n|---|---|---|\n" + "\n".join(rows)
+    return AssetCheckResult(
+        check_name=SYMBOL_FRESHNESS_CHECK,
+        passed=not stale,
+        severity=AssetCheckSeverity.WARN,
+        description=f"stale: {', '.join(stale)}" if stale else f"every symbol within {_minutes(allowed)}",
+        metadata={
+            "stale_symbols": ", ".join(s.split(" ")[0] for s in stale) or "none",
+            "newest": MetadataValue.md(table),
+        },
+    )
+
+
+def _minutes(delta: timedelta) -> str:
+    return f"{int(delta.total_seconds() // 60)} min"
 
 
 def _coverage_result(coverage, failures: dict[str, str]) -> AssetCheckResult:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from crypto_assets.market import Timeframe
@@ -60,3 +60,24 @@ def window_coverage(
             }
         )
     return pd.DataFrame(rows, columns=["symbol", "present", "expected", "missing", "newest"])
+
+
+#: how far back the newest bar of a symbol is looked for (a symbol silent longer shows no bar)
+NEWEST_LOOKBACK = timedelta(days=30)
+
+
+def newest_bars(
+    warehouse: Warehouse, *, exchange: str, symbols: Sequence[str], timeframe: Timeframe, now: datetime
+) -> dict[str, datetime | None]:
+    """The open time of each symbol's newest stored bar (None: none in the last 30 days)."""
+    import pandas as pd
+
+    stored = warehouse.query(
+        "SELECT symbol, max(ts) AS newest FROM raw_ohlc "
+        "WHERE exchange = :exchange AND timeframe = :timeframe AND ts >= :since GROUP BY symbol",
+        {"exchange": exchange, "timeframe": timeframe.name, "since": now - NEWEST_LOOKBACK},
+    ).set_index("symbol")["newest"]
+    return {
+        symbol: pd.Timestamp(stored[symbol]).to_pydatetime() if symbol in stored.index else None
+        for symbol in symbols
+    }
