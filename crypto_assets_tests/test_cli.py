@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -52,9 +53,24 @@ def test_demo_then_status(home: Path):
     runs = list((Path(os.environ["DAGSTER_HOME"]) / "history" / "runs").glob("*.db"))
     assert runs, "the demo's runs are recorded in the Dagster instance"
 
+    # three days: no champion, so no signals; status says so from what the instance recorded
     status = run("status")
-    assert status.returncode == 0, status.stdout + status.stderr
-    assert status.stdout.count(" ok") == 6
+    assert status.returncode == 1, status.stdout + status.stderr
+    assert status.stdout.count(" ok") == 6  # every symbol covered and recent
+    for section in ["assets (age of", "checks: ", "failed runs", "models (champion", "symbols"]:
+        assert section in status.stdout
+    assert "raw_ohlc:raw_ohlc_expectations" not in status.stdout  # only checks that did not pass
+    problems = status.stderr.removeprefix("unhealthy: ").strip().split("; ")
+    assert problems[0] == "strategy_signals never materialized", status.stderr
+    assert "no strategy has a champion" in status.stderr
+    document = json.loads(run("status", "--json").stdout)
+    assert document["healthy"] is False and document["problems"][0] == "strategy_signals never materialized"
+    states = {a["asset"]: a["state"] for a in document["assets"]}
+    assert states["raw_ohlc"] == states["features"] == states["dca_model"] == "fresh"
+    assert {m["model"]: m["champion_version"] for m in document["models"]} == dict.fromkeys(
+        ["dca_model", "swing_model", "channel_model"]
+    )
+    assert {c["check"]: c["status"] for c in document["checks"]}["raw_ohlc:raw_ohlc_expectations"] == "passed"
 
     stale = run("status", env={"CRYPTO_ASSETS_SYMBOLS": "BTC-USD,XRP-USD"})
     assert stale.returncode == 1

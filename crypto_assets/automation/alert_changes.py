@@ -147,7 +147,7 @@ def model_changes(
 
 
 def _run_failed(instance: DagsterInstance, run, failure_entry) -> Alert:
-    assets = _unmaterialized_assets(instance, run.run_id)
+    assets = unmaterialized_assets(instance, run.run_id)
     checks = sorted(key.to_user_string() for key in (run.asset_check_selection or ()))
     step, error = _failed_step(instance, run.run_id)
     if error is None:
@@ -173,7 +173,7 @@ def _run_failed(instance: DagsterInstance, run, failure_entry) -> Alert:
     )  # fmt: skip
 
 
-def _unmaterialized_assets(instance: DagsterInstance, run_id: str) -> list[str]:
+def unmaterialized_assets(instance: DagsterInstance, run_id: str) -> list[str]:
     """The assets the run planned and did not materialize (all it planned if it wrote them all)."""
     planned, done = set(), set()
     kinds = {DagsterEventType.ASSET_MATERIALIZATION_PLANNED, DagsterEventType.ASSET_MATERIALIZATION}
@@ -186,14 +186,21 @@ def _unmaterialized_assets(instance: DagsterInstance, run_id: str) -> list[str]:
 
 
 def _failed_step(instance: DagsterInstance, run_id: str) -> tuple[str | None, str | None]:
+    """The first failed step of the run and its error: the user code's, not Dagster's wrapper."""
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
         data = entry.dagster_event.step_failure_data if entry.dagster_event else None
         error = data.error if data else None
         while error is not None and error.cause is not None and error.cls_name.startswith("Dagster"):
-            error = error.cause  # the user code's exception, not Dagster's wrapper
+            error = error.cause
         if error is not None:
             return entry.step_key, error.message
     return None, None
+
+
+def first_error_line(instance: DagsterInstance, run_id: str) -> str | None:
+    """The first line of the error that failed the run, if a step failed."""
+    _, error = _failed_step(instance, run_id)
+    return _first_line(error) if error else None
 
 
 def _symbols(run_config: Mapping[str, Any]) -> list[str]:

@@ -17,7 +17,6 @@ from tqdm import tqdm
 
 from crypto_assets.cli.instance import ensure_dagster_home
 from crypto_assets.cli.runs import RangeRunOutcome, materialize_days
-from crypto_assets.cli.status import symbol_status
 from crypto_assets.errors import UserError
 from crypto_assets.market import Timeframe, parse_symbols
 from crypto_assets.resources import MarketResource, build_resources
@@ -131,34 +130,6 @@ def run_backfill(
     print(f"{len(outcome.run_ids)} run(s) recorded in {os.environ['DAGSTER_HOME']}; {UI_HINT}")
     _print_checks(outcome)
     return _report_failures(outcome)
-
-
-def run_status(*, max_age: timedelta | None, now: datetime) -> int:
-    settings = load_settings()
-    resources = build_resources(settings, as_env_vars=False)
-    warehouse = resources["warehouse"].open()
-    source = resources["source"].open()
-    timeframe = settings.timeframe
-    report = symbol_status(
-        warehouse,
-        exchange=source.exchange,
-        symbols=settings.symbols,
-        timeframe=timeframe,
-        now=now,
-        max_age=max_age or 3 * timeframe.delta,
-    )
-    print(f"warehouse {warehouse.describe()}  source {settings.source}  now {now:%Y-%m-%d %H:%M} UTC")
-    print(report.table.to_string(index=False))
-    if not report.healthy:
-        bad = report.table[report.table["state"] != "ok"]
-        print(
-            "not fresh: "
-            + ", ".join(f"{r.symbol} {r.state}" for r in bad.itertuples())
-            + "; load them with `crypto-assets backfill` or turn on the schedule",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
 
 
 def run_demo(*, days: int) -> int:

@@ -47,8 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--downstream", action="store_true", help="also rebuild downstream assets")
     backfill.add_argument("--days-per-run", type=int, default=31, help="days per Dagster run (default 31)")
 
-    status = commands.add_parser("status", help="coverage and freshness per symbol; exit 1 if stale")
-    status.add_argument("--max-age", type=int, help="minutes a newest bar may be old (default 3 bars)")
+    status = commands.add_parser(
+        "status",
+        help="the one health check: assets, checks, failed runs, models, symbols; exit 1 if unhealthy",
+    )
+    status.add_argument(
+        "--max-age", type=int, help="minutes a symbol's newest bar may be old (default 3 bars)"
+    )
+    status.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
 
     dev = commands.add_parser(
         "dev",
@@ -87,10 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 days_per_run=args.days_per_run,
             )
         if args.command == "status":
-            from crypto_assets.cli.commands import run_status
+            from crypto_assets.cli.status import run_status
 
             max_age = timedelta(minutes=args.max_age) if args.max_age else None
-            return run_status(max_age=max_age, now=datetime.now(UTC))
+            return run_status(max_age=max_age, now=datetime.now(UTC), as_json=args.json)
         if args.command == "mlflow":
             from crypto_assets.cli.commands import run_mlflow
 

@@ -1,13 +1,21 @@
-"""`crypto-assets status`: coverage and freshness per symbol and timeframe."""
+"""`crypto-assets status`: the one health check.
+
+What Dagster recorded (crypto_assets.cli.health: assets against their freshness policies, the
+latest result of every check, failed runs, champion models) and the coverage and age of every
+symbol in the warehouse. Exit 0 when healthy, 1 when anything is stale, missing or failing.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 import pandas as pd
 
+from crypto_assets.cli.health import Health, age_text, read_health
 from crypto_assets.market import Timeframe
 from crypto_assets.warehouse import Warehouse
 from crypto_assets.warehouse.schema import ensure_ingestion_tables
@@ -67,7 +75,7 @@ def symbol_status(
                 "coverage": f"{bars / expected:.1%}",
                 "gaps": expected - bars,
                 "quarantined": int(quarantined.get(symbol, 0)),
-                "age": _age(age),
+                "age": age_text(age.total_seconds()),
                 "state": "stale" if age > pd.Timedelta(max_age) else "ok",
             }
         )
@@ -76,10 +84,82 @@ def symbol_status(
     return StatusReport(table=pd.DataFrame(rows, columns=columns).fillna(""))
 
 
-def _age(delta: pd.Timedelta) -> str:
-    minutes = max(0, int(delta.total_seconds() // 60))
-    if minutes < 120:
-        return f"{minutes}m"
-    if minutes < 48 * 60:
-        return f"{minutes // 60}h"
-    return f"{minutes // 1440}d"
+def run_status(*, max_age: timedelta | None, now: datetime, as_json: bool) -> int:
+    from dagster import DagsterInstance
+
+    from crypto_assets.cli.instance import ensure_dagster_home
+    from crypto_assets.definitions import defs
+    from crypto_assets.models.assets import models_by_labels
+    from crypto_assets.resources import build_resources
+    from crypto_assets.settings import load_settings
+
+    settings = load_settings()
+    resources = build_resources(settings, as_env_vars=False)
+    warehouse = resources["warehouse"].open()
+    try:
+        symbols = symbol_status(
+            warehouse,
+            exchange=resources["source"].open().exchange,
+            symbols=settings.symbols,
+            timeframe=settings.timeframe,
+            now=now,
+            max_age=max_age or 3 * settings.timeframe.delta,
+        )
+        where = warehouse.describe()
+    finally:
+        warehouse.dispose()
+    ensure_dagster_home()
+    with DagsterInstance.get() as instance:
+        health = read_health(instance, defs.resolve_asset_graph(), models_by_labels().values(), now)
+    bad_symbols = symbols.table[symbols.table["state"] != "ok"]
+    problems = health.problems() + [f"symbol {r.symbol} {r.state}" for r in bad_symbols.itertuples()]
+    if as_json:
+        document = {
+            "healthy": not problems,
+            "now": now.isoformat(timespec="seconds"),
+            "problems": problems,
+            "warnings": health.warnings(),
+            **asdict(health),
+            "symbols": symbols.table.to_dict(orient="records"),
+        }
+        print(json.dumps(document, indent=2, default=str))
+    else:
+        _print_report(health, symbols, where=where, now=now)
+    if problems:
+        print("unhealthy: " + "; ".join(problems), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_report(health: Health, symbols: StatusReport, *, where: str, now: datetime) -> None:
+    print(f"crypto_assets status at {now:%Y-%m-%d %H:%M} UTC (warehouse {where})")
+    assets = pd.DataFrame(health.assets).reindex(
+        columns=["asset", "group", "last_materialized", "age", "allowed", "state"]
+    )
+    print("\nassets (age of the newest materialization against its freshness policy)")
+    print(assets.fillna("").to_string(index=False))
+    checks = pd.DataFrame(health.checks)
+    counts = checks["status"].value_counts().to_dict() if len(checks) else {}
+    print("\nchecks: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    failing = checks[checks["status"] != "passed"] if len(checks) else checks
+    if len(failing):
+        print(
+            failing.reindex(columns=["check", "status", "severity", "description"])
+            .fillna("")
+            .to_string(index=False)
+        )
+    print("\nfailed runs (the last per job; a problem until its assets are materialized again)")
+    if health.runs:
+        runs = pd.DataFrame(health.runs).assign(
+            run_id=lambda t: t["run_id"].str[:8], error=lambda t: t["error"].str.slice(0, 90)
+        )
+        print(runs.reindex(columns=["job", "run_id", "failed_at", "problem", "error"]).to_string(index=False))
+    else:
+        print("none")
+    print("\nmodels (champion version, its age and out-of-sample AUC)")
+    models = pd.DataFrame(health.models).reindex(
+        columns=["model", "champion_version", "age", "oos_auc", "last_training"]
+    )
+    print(models.fillna("").to_string(index=False))
+    print("\nsymbols")
+    print(symbols.table.to_string(index=False))

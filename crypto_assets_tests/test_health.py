@@ -1,0 +1,130 @@
+"""`crypto-assets status` reads the instance: healthy, stale and failing deployments.
+
+Real runs of a small code location are recorded in a test instance; the freshness verdict is
+taken at chosen times, so "stale" needs no waiting.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetKey,
+    AssetMaterialization,
+    Config,
+    DagsterInstance,
+    Definitions,
+    FreshnessPolicy,
+    MaterializeResult,
+    asset,
+    instance_for_test,
+    materialize,
+)
+
+from crypto_assets.cli.health import LATE, NEVER, STALE, read_health
+
+
+class PricesConfig(Config):
+    fail_with: str = ""
+    valid: bool = True
+
+
+@asset(
+    freshness_policy=FreshnessPolicy.time_window(
+        warn_window=timedelta(minutes=30), fail_window=timedelta(hours=1)
+    ),
+    check_specs=[
+        AssetCheckSpec("prices_sane", asset="prices", blocking=True, description="Highs are above lows."),
+        AssetCheckSpec("prices_review", asset="prices", description="Moves worth a look."),
+    ],
+)
+def prices(config: PricesConfig):
+    if config.fail_with:
+        raise RuntimeError(config.fail_with)
+    yield MaterializeResult()
+    yield AssetCheckResult(
+        check_name="prices_sane", passed=config.valid, severity=AssetCheckSeverity.ERROR,
+        description=None if config.valid else "3 rows with high < low",
+    )  # fmt: skip
+    yield AssetCheckResult(check_name="prices_review", passed=False, severity=AssetCheckSeverity.WARN)
+
+
+@asset(deps=[prices], freshness_policy=FreshnessPolicy.time_window(fail_window=timedelta(days=8)))
+def dca_model() -> None:
+    """Its materializations are reported with the model assets' metadata below."""
+
+
+GRAPH = Definitions(assets=[prices, dca_model]).resolve_asset_graph()
+MODELS = [AssetKey("dca_model")]
+
+
+@pytest.fixture
+def instance():
+    with instance_for_test() as instance:
+        yield instance
+
+
+def load(instance: DagsterInstance, **config) -> bool:
+    return materialize(
+        [prices], instance=instance, run_config={"ops": {"prices": {"config": config}}}, raise_on_error=False
+    ).success
+
+
+def train(instance: DagsterInstance, **metadata) -> None:
+    instance.report_runless_asset_event(AssetMaterialization("dca_model", metadata=metadata))
+
+
+def health_at(instance: DagsterInstance, minutes_from_now: float = 0):
+    return read_health(instance, GRAPH, MODELS, datetime.now(UTC) + timedelta(minutes=minutes_from_now))
+
+
+def test_a_healthy_deployment_has_no_problem_and_names_the_champion(instance: DagsterInstance):
+    assert load(instance)
+    train(instance, promotion="promoted", model_version=2, promotion_reason="edge", oos_auc=0.61)
+    train(
+        instance,
+        promotion="refused",
+        model_version=3,
+        champion_version=2,
+        promotion_reason="worse",
+        oos_auc=0.58,
+    )
+    health = health_at(instance)
+    assert health.problems() == []
+    assert {a["asset"]: a["state"] for a in health.assets} == {"prices": "fresh", "dca_model": "fresh"}
+    (model,) = health.models
+    assert model["champion_version"] == 2 and model["oos_auc"] == 0.61 and model["age"] == "0m"
+    assert model["last_training"] == "refused: worse"
+    # a WARN check that fails is reported as a warning, not a problem
+    assert health.warnings() == ["check prices:prices_review warns: Moves worth a look."]
+
+
+def test_an_asset_is_late_then_stale_against_its_own_policy(instance: DagsterInstance):
+    assert load(instance)
+    train(instance, promotion="skipped", promotion_reason="800 labels < 1000")
+    states = {a["asset"]: a["state"] for a in health_at(instance, 45).assets}
+    assert states == {"prices": LATE, "dca_model": "fresh"}
+    stale = health_at(instance, 61)
+    assert {a["asset"]: a["state"] for a in stale.assets}["prices"] == STALE
+    assert stale.problems() == ["prices stale"]
+    assert "dca_model stale" in health_at(instance, 8 * 24 * 60 + 1).problems()
+
+
+def test_a_failing_deployment_names_the_failed_run_and_check_until_they_recover(instance: DagsterInstance):
+    assert {a["asset"]: a["state"] for a in health_at(instance).assets}["dca_model"] == NEVER
+    assert not load(instance, fail_with="exchange answered 502 for BTC-USD")
+    problems = health_at(instance).problems()
+    assert any(
+        p.startswith("run ")
+        and p.endswith("of prices failed: RuntimeError: exchange answered 502 for BTC-USD")
+        for p in problems
+    ), problems
+    assert not load(instance, valid=False)  # written, then the blocking check fails
+    problems = health_at(instance).problems()
+    assert "check prices:prices_sane failed: 3 rows with high < low; Highs are above lows." in problems
+    assert not any(p.startswith("run ") and "502" in p for p in problems), "prices was written since"
+    assert load(instance)
+    train(instance, promotion="skipped", promotion_reason="800 labels < 1000")
+    assert health_at(instance).problems() == []
