@@ -4,7 +4,7 @@ from dagster import AssetChecksDefinition, AssetKey
 
 from crypto_assets.features.store import FEATURES_TABLE
 from crypto_assets.names import WAREHOUSE_POOL
-from crypto_assets.warehouse.rule_checks import build_rule_check
+from crypto_assets.rule_checks import build_rule_check
 
 FEATURE_RULES = {
     "rsi outside 0..100": "rsi_14 < 0 OR rsi_14 > 100",

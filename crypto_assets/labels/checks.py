@@ -5,7 +5,7 @@ from dagster import AssetChecksDefinition, AssetKey
 from crypto_assets.labels.assets import RULES
 from crypto_assets.labels.store import label_table
 from crypto_assets.names import WAREHOUSE_POOL
-from crypto_assets.warehouse.rule_checks import build_rule_check
+from crypto_assets.rule_checks import build_rule_check
 
 LABEL_RULES = {
     "unknown outcome": "outcome NOT IN ('take_profit', 'stop_loss', 'timeout')",
