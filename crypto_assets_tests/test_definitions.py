@@ -1,8 +1,11 @@
 """The code location loads fast and its graph is what the design says."""
 
 import importlib.util
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from dagster import AssetKey, instance_for_test
@@ -43,3 +46,44 @@ def test_raw_ohlc_is_daily_partitioned_in_the_ingestion_group_with_its_checks():
     assert spec.freshness_policy is not None
     schedule = defs.resolve_schedule_def("raw_ohlc_after_each_bar")
     assert schedule.cron_schedule == "1,16,31,46 * * * *"
+
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
+
+
+def graph_snapshot() -> dict:
+    """What a reviewer should see change: every asset, check, schedule and sensor of the real defs."""
+    from crypto_assets.definitions import defs
+
+    with instance_for_test():
+        graph = defs.resolve_asset_graph()
+        repository = defs.get_repository_def()
+    assets = {}
+    for node in sorted(graph.asset_nodes, key=lambda n: n.key.to_user_string()):
+        condition = node.automation_condition
+        policy = node.freshness_policy
+        assets[node.key.to_user_string()] = {
+            "group": node.group_name,
+            "deps": sorted(key.to_user_string() for key in node.parent_keys),
+            "checks": sorted(key.name for key in node.check_keys),
+            "automation": condition.get_label() if condition is not None else None,
+            "freshness_fail_window_s": int(policy.fail_window.to_timedelta().total_seconds())
+            if policy
+            else None,
+            "partitioned": node.partitions_def is not None,
+        }
+    return {
+        "assets": assets,
+        "schedules": {s.name: [s.cron_schedule, s.default_status.value] for s in repository.schedule_defs},
+        "sensors": {s.name: s.default_status.value for s in repository.sensor_defs},
+    }
+
+
+def test_the_graph_matches_its_reviewed_snapshot():
+    """Any change to the graph (an asset, a dep, a check, a sensor dropped or switched off) shows
+    here and in review. After an intended change: CRYPTO_ASSETS_UPDATE_SNAPSHOT=1 pytest -k snapshot."""
+    current = graph_snapshot()
+    if os.environ.get("CRYPTO_ASSETS_UPDATE_SNAPSHOT"):
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    assert current == json.loads(SNAPSHOT.read_text())
