@@ -6,6 +6,7 @@ from dagster import Definitions
 
 from crypto_assets.automation.alerts import build_alerts_sensor
 from crypto_assets.automation.freshness import MODEL_FRESHNESS, follows_each_bar, with_freshness
+from crypto_assets.automation.gap_repair import build_gap_repair_sensor
 from crypto_assets.automation.retraining import build_label_growth_sensor, build_models_sensor
 from crypto_assets.automation.schedules import build_raw_ohlc_schedule
 from crypto_assets.automation.sensors import build_features_and_labels_sensor, build_signals_sensor
@@ -42,6 +43,7 @@ defs = Definitions(
         build_models_sensor(models),
         build_label_growth_sensor(models_by_labels(), growth=settings.retrain_label_growth),
         build_alerts_sensor([model.key for model in models]),
+        build_gap_repair_sensor(),
     ],
     resources={**build_resources(settings), **transform.resources},
 )

@@ -56,6 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
 
+    gaps = commands.add_parser(
+        "gaps", help="list the holes the source could not fill; --clear [SYMBOL] to have them tried again"
+    )
+    gaps.add_argument(
+        "--clear",
+        nargs="?",
+        const="all",
+        metavar="SYMBOL",
+        help="forget the recorded unfillable holes (all, or one symbol's) so gap repair asks for them again",
+    )
+
     dev = commands.add_parser(
         "dev",
         help="start `dagster dev` (UI and daemon) on this code location",
@@ -97,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             max_age = timedelta(minutes=args.max_age) if args.max_age else None
             return run_status(max_age=max_age, now=datetime.now(UTC), as_json=args.json)
+        if args.command == "gaps":
+            from crypto_assets.cli.gaps import run_gaps
+
+            return run_gaps(clear=args.clear)
         if args.command == "mlflow":
             from crypto_assets.cli.commands import run_mlflow
 

@@ -26,6 +26,7 @@ from crypto_assets.names import INGESTION_GROUP, WAREHOUSE_POOL
 from crypto_assets.quiet import quietly
 from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource
 from crypto_assets.warehouse.coverage import newest_bars, window_coverage
+from crypto_assets.warehouse.gaps import settle_unfillable
 
 if TYPE_CHECKING:
     from crypto_assets.ingestion.load import LoadReport
@@ -38,6 +39,13 @@ class RawOhlcConfig(Config):
     symbols: list[str] | None = Field(
         default=None,
         description="Load only these symbols (e.g. to backfill a new one); all configured ones when empty.",
+    )
+    repair: bool = Field(
+        default=False,
+        description=(
+            "A gap repair run: record the holes the source returned nothing for in "
+            "ohlc_unfillable_gaps, so they are not requested again until cleared."
+        ),
     )
 
 
@@ -119,6 +127,17 @@ def build_raw_ohlc(start: date, timeframe: Timeframe) -> AssetsDefinition:
                     f"{c.unchanged} unchanged, {c.quarantined} quarantined"
                 ),
             )
+            holes_left = settle_unfillable(
+                db, exchange=candle_source.exchange, timeframe=base,
+                symbols=[s for s in symbols if s not in report.failures], start=window.start,
+                end=window.end, tried_at=now, run_id=context.run.run_id, record=config.repair,
+            )  # fmt: skip
+            if config.repair:
+                context.log.info(
+                    "gap repair: "
+                    + ("every hole filled" if not holes_left else "recorded as unfillable: ")
+                    + "; ".join(hole.describe() for hole in holes_left)
+                )
             newest = newest_bars(db, exchange=candle_source.exchange, symbols=known, timeframe=base, now=now)
             coverage = window_coverage(
                 db,

@@ -279,15 +279,21 @@ def expectations_result(outcomes: list[dict], rows: int) -> AssetCheckResult:
     )
 
 
-def gaps_result(gaps: "pd.DataFrame") -> AssetCheckResult:
+def gaps_result(gaps: "pd.DataFrame", unfillable: "pd.DataFrame | None" = None) -> AssetCheckResult:
+    """Gaps of the window; `unfillable`: the holes in it a gap repair run could not fill."""
+    recorded = 0 if unfillable is None else len(unfillable)
+    metadata = {"gaps": _table(gaps), "gap_count": len(gaps), "unfillable_count": recorded}
+    if unfillable is not None:
+        metadata["unfillable"] = _table(unfillable.drop(columns=["exchange", "timeframe"], errors="ignore"))
     return AssetCheckResult(
         check_name=GAPS_CHECK,
         passed=gaps.empty,
         severity=AssetCheckSeverity.WARN,
         description="no gaps"
         if gaps.empty
-        else f"{int(gaps['missing_bars'].sum())} bars missing in {len(gaps)} gap(s)",
-        metadata={"gaps": _table(gaps), "gap_count": len(gaps)},
+        else f"{int(gaps['missing_bars'].sum())} bars missing in {len(gaps)} gap(s)"
+        + (f", {recorded} recorded as unfillable by the source (crypto-assets gaps)" if recorded else ""),
+        metadata=metadata,
     )
 
 
@@ -311,7 +317,11 @@ def check_window(
     if EXPECTATIONS_CHECK in selected:
         yield expectations_result(run_expectations(candles, timeframe_seconds), len(candles))
     if GAPS_CHECK in selected:
-        yield gaps_result(find_gaps(candles, timeframe_seconds))
+        from crypto_assets.warehouse.gaps import read_unfillable
+
+        with warehouse.read() as connection:
+            unfillable = read_unfillable(connection, timeframe=timeframe, start=start, end=end)
+        yield gaps_result(find_gaps(candles, timeframe_seconds), unfillable)
     if OUTLIERS_CHECK in selected:
         yield outliers_result(find_outlier_moves(candles))
 

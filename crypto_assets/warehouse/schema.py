@@ -46,7 +46,22 @@ CREATE TABLE IF NOT EXISTS ohlc_quarantine (
 )
 """
 
+UNFILLABLE_GAPS_DDL = """
+CREATE TABLE IF NOT EXISTS ohlc_unfillable_gaps (
+    exchange       VARCHAR NOT NULL,
+    symbol         VARCHAR NOT NULL,
+    timeframe      VARCHAR NOT NULL,
+    first_missing  TIMESTAMPTZ NOT NULL,  -- open time of the first missing bar (one UTC day at most)
+    last_missing   TIMESTAMPTZ NOT NULL,  -- open time of the last missing bar, same day
+    missing_bars   INTEGER NOT NULL,
+    tried_at       TIMESTAMPTZ NOT NULL,  -- when a gap repair run asked the source and got nothing
+    run_id         VARCHAR,
+    PRIMARY KEY (exchange, symbol, timeframe, first_missing)
+)
+"""
+
 
 def ensure_ingestion_tables(connection: Connection) -> None:
     connection.exec_driver_sql(RAW_OHLC_DDL)
     connection.exec_driver_sql(QUARANTINE_DDL)
+    connection.exec_driver_sql(UNFILLABLE_GAPS_DDL)
