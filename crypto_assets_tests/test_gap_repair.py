@@ -7,6 +7,8 @@ The source is a CSV folder of three symbols over two days. It holds every bar ex
 deleted from the warehouse after the load, so the source can fill that hole and not the other.
 """
 
+import json
+import os
 import subprocess
 import sys
 import uuid
@@ -250,16 +252,24 @@ def test_gaps_command_lists_and_clears(world, monkeypatch: pytest.MonkeyPatch, t
         launch(instance, defs, request)
     env = {"CRYPTO_ASSETS_WAREHOUSE_URL": url, "CRYPTO_ASSETS_HOME": str(tmp_path / "home")}
 
-    def cli(*args):
-        import os
-
+    def cli(*args, command="gaps"):
+        environment = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
         return subprocess.run(
-            [SCRIPT, "gaps", *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=60
+            [SCRIPT, command, *args], capture_output=True, text=True, env={**environment, **env}, timeout=120
         )
 
     listed = cli()
     assert listed.returncode == 0 and listed.stderr == ""
     assert "ETH-USD" in listed.stdout and "2025-03-05 10:00" in listed.stdout
+    if url.startswith("duckdb"):  # status shows them too (a warning: the run exits 1 for other reasons)
+        status = cli("--json", command="status")
+        document = json.loads(status.stdout)
+        (gap,) = document["unfillable_gaps"]
+        assert (gap["symbol"], gap["missing_bars"]) == ("ETH-USD", 4)
+        assert any("ETH-USD 4 bar(s)" in warning for warning in document["warnings"])
+        text = cli(command="status")
+        assert "unfillable gaps" in text.stdout and "2025-03-05 10:00" in text.stdout
+        assert text.stderr.startswith("unhealthy: ") and len(text.stderr.splitlines()) == 1
     bad = cli("--clear", "not a symbol")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     cleared = cli("--clear", "ETH-USD")

@@ -106,6 +106,7 @@ def run_status(*, max_age: timedelta | None, now: datetime, as_json: bool) -> in
             max_age=max_age or 3 * settings.timeframe.delta,
         )
         where = warehouse.describe()
+        unfillable = _unfillable_gaps(warehouse)
     finally:
         warehouse.dispose()
     ensure_dagster_home()
@@ -118,13 +119,15 @@ def run_status(*, max_age: timedelta | None, now: datetime, as_json: bool) -> in
             "healthy": not problems,
             "now": now.isoformat(timespec="seconds"),
             "problems": problems,
-            "warnings": health.warnings(),
+            "warnings": health.warnings() + _unfillable_warnings(unfillable),
             **asdict(health),
             "symbols": symbols.table.to_dict(orient="records"),
+            "unfillable_gaps": unfillable,
         }
         print(json.dumps(document, indent=2, default=str))
     else:
         _print_report(health, symbols, where=where, now=now)
+        _print_unfillable(unfillable)
     if problems:
         print("unhealthy: " + "; ".join(problems), file=sys.stderr)
         return 1
@@ -163,3 +166,46 @@ def _print_report(health: Health, symbols: StatusReport, *, where: str, now: dat
     print(models.fillna("").to_string(index=False))
     print("\nsymbols")
     print(symbols.table.to_string(index=False))
+
+
+def _unfillable_gaps(warehouse) -> list[dict]:
+    """The holes gap repair recorded as unfillable: known, accepted facts of the source, shown
+    as warnings (not problems) so status does not stay unhealthy over a market's own gaps."""
+    from crypto_assets.warehouse.gaps import read_unfillable
+
+    with warehouse.read() as connection:
+        frame = read_unfillable(connection)
+    return [
+        {
+            "symbol": row["symbol"],
+            "exchange": row["exchange"],
+            "timeframe": row["timeframe"],
+            "first_missing": pd.Timestamp(row["first_missing"]).isoformat(),
+            "last_missing": pd.Timestamp(row["last_missing"]).isoformat(),
+            "missing_bars": int(row["missing_bars"]),
+            "tried_at": pd.Timestamp(row["tried_at"]).isoformat(),
+            "run_id": row["run_id"],
+        }
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+def _unfillable_warnings(unfillable: list[dict]) -> list[str]:
+    return [
+        f"{gap['symbol']} {gap['missing_bars']} bar(s) from {gap['first_missing']} unfillable "
+        f"(tried {gap['tried_at']})"
+        for gap in unfillable
+    ]
+
+
+def _print_unfillable(unfillable: list[dict]) -> None:
+    print("\nunfillable gaps (the source had no bars; crypto-assets gaps --clear [SYMBOL] to try again)")
+    if not unfillable:
+        print("none")
+        return
+    table = pd.DataFrame(unfillable).reindex(
+        columns=["symbol", "first_missing", "last_missing", "missing_bars", "tried_at"]
+    )
+    for column in ("first_missing", "last_missing", "tried_at"):
+        table[column] = pd.to_datetime(table[column], utc=True).dt.strftime("%Y-%m-%d %H:%M")
+    print(table.to_string(index=False))
