@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -144,13 +145,14 @@ def _print_report(health: Health, symbols: StatusReport, *, where: str, now: dat
     checks = pd.DataFrame(health.checks)
     counts = checks["status"].value_counts().to_dict() if len(checks) else {}
     print("\nchecks: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
-    failing = checks[checks["status"] != "passed"] if len(checks) else checks
+    failing = checks[checks["status"] == "failed"] if len(checks) else checks
     if len(failing):
-        print(
-            failing.reindex(columns=["check", "status", "severity", "description"])
-            .fillna("")
-            .to_string(index=False)
-        )
+        table = failing.reindex(columns=["check", "severity", "description"]).fillna("")
+        table["description"] = table["description"].map(_one_line)
+        print(table.to_string(index=False, justify="left"))
+    not_run = checks[checks["status"] == "not run"]["check"].tolist() if len(checks) else []
+    if not_run:
+        print(textwrap.fill("not run yet: " + ", ".join(not_run), width=110, subsequent_indent="  "))
     print("\nfailed runs (the last per job; a problem until its assets are materialized again)")
     if health.runs:
         runs = pd.DataFrame(health.runs).assign(
@@ -209,3 +211,9 @@ def _print_unfillable(unfillable: list[dict]) -> None:
     for column in ("first_missing", "last_missing", "tried_at"):
         table[column] = pd.to_datetime(table[column], utc=True).dt.strftime("%Y-%m-%d %H:%M")
     print(table.to_string(index=False))
+
+
+def _one_line(text: str, width: int = 100) -> str:
+    """A description on one table line: its first line, cut at `width`."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
