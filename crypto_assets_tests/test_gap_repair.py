@@ -38,8 +38,8 @@ SYMBOLS = "BTC-USD,ETH-USD,SOL-USD"
 M15 = Timeframe.parse("15m")
 
 
-def write_candles(folder: Path) -> None:
-    folder.mkdir()
+def write_candles(folder: Path, *, complete: bool = False) -> None:
+    folder.mkdir(exist_ok=True)
     ts = pd.date_range(DAYS[0], periods=2 * 96, freq="15min", tz="UTC")
     for n, symbol in enumerate(SYMBOLS.split(",")):
         close = 100.0 * (n + 1) + pd.Series(range(len(ts)), dtype=float) % 7
@@ -53,7 +53,7 @@ def write_candles(folder: Path) -> None:
                 "volume": 5.0,
             }
         )
-        if symbol == "ETH-USD":  # the exchange never had these four bars
+        if symbol == "ETH-USD" and not complete:  # the exchange never had these four bars
             bars = bars[
                 ~((bars["timestamp"] >= "2025-03-05 10:00Z") & (bars["timestamp"] < "2025-03-05 11:00Z"))
             ]
@@ -82,7 +82,7 @@ def world(tmp_path: Path, warehouse_url: str):
                 "DELETE FROM raw_ohlc WHERE symbol = 'BTC-USD' "
                 "AND ts >= '2025-03-04 06:00:00+00' AND ts < '2025-03-04 07:00:00+00'"
             )
-        yield instance, defs, sensor, warehouse_url
+        yield instance, defs, sensor, warehouse_url, folder
 
 
 def tick(instance, defs, sensor):
@@ -122,7 +122,7 @@ def bars(url: str, symbol: str) -> int:
 
 
 def test_repairs_what_it_can_records_what_it_cannot_and_asks_again_only_when_cleared(world):
-    instance, defs, sensor, url = world
+    instance, defs, sensor, url, _ = world
     first = tick(instance, defs, sensor)
     btc, eth = first.run_requests  # one run per affected day, for exactly its symbols, oldest first
     assert (btc.partition_key, btc.run_config["ops"]["raw_ohlc"]["config"]) == (
@@ -184,7 +184,7 @@ def _day(day: str):
 
 
 def test_a_failed_repair_run_is_asked_again_then_given_up(world):
-    instance, defs, sensor, _ = world
+    instance, defs, sensor, _, _ = world
     request = tick(instance, defs, sensor).run_requests[0]
     for attempt in range(1, 4):
         assert request.run_key.endswith(f"#{attempt}")
@@ -228,7 +228,7 @@ def test_holes_are_cut_at_midnight_and_edges_are_not_holes(warehouse_url: str, t
 
 @pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
 def test_a_warehouse_held_by_a_writer_skips_the_tick(world):
-    instance, defs, sensor, url = world
+    instance, defs, sensor, url, _ = world
     path = Warehouse(url).url.database
     holder = subprocess.Popen(
         [sys.executable, "-c",
@@ -247,7 +247,7 @@ def test_a_warehouse_held_by_a_writer_skips_the_tick(world):
 
 
 def test_gaps_command_lists_and_clears(world, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    instance, defs, sensor, url = world
+    instance, defs, sensor, url, _ = world
     for request in tick(instance, defs, sensor).run_requests:
         launch(instance, defs, request)
     env = {"CRYPTO_ASSETS_WAREHOUSE_URL": url, "CRYPTO_ASSETS_HOME": str(tmp_path / "home")}
@@ -275,3 +275,15 @@ def test_gaps_command_lists_and_clears(world, monkeypatch: pytest.MonkeyPatch, t
     cleared = cli("--clear", "ETH-USD")
     assert cleared.returncode == 0 and "cleared 1 unfillable hole(s) of ETH-USD" in cleared.stdout
     assert "no unfillable holes recorded" in cli().stdout
+
+
+def test_a_load_that_stores_a_bar_inside_a_recorded_hole_drops_the_record(world):
+    instance, defs, sensor, url, folder = world
+    eth = tick(instance, defs, sensor).run_requests[1]
+    launch(instance, defs, eth)
+    assert len(unfillable(url)) == 1
+    write_candles(folder, complete=True)  # the exchange published the bars after all
+    assert materialize_raw(
+        url, first_day=DAYS[1], last_day=DAYS[1], source=f"csv:{folder}", symbols=SYMBOLS
+    ).success  # an ordinary load (the schedule's, a backfill), not a repair
+    assert unfillable(url).empty and bars(url, "ETH-USD") == 2 * 96

@@ -116,7 +116,7 @@ def read_holes(url: str, exchange: str, timeframe: Timeframe) -> tuple[list[Hole
     from crypto_assets.warehouse import Warehouse
     from crypto_assets.warehouse.gaps import find_holes, read_unfillable
 
-    warehouse = Warehouse(url)
+    warehouse = Warehouse(url)  # a malformed URL is a UserError the loads report too
     if warehouse.is_duckdb and not Path(warehouse.url.database or "").exists():
         return None  # reading would create the file
     try:
@@ -189,6 +189,9 @@ def build_gap_repair_sensor() -> SensorDefinition:
         except WarehouseNotReadable as error:
             yield SkipReason(f"warehouse not readable now ({error}); the next tick tries again")
             return
+        except UserError as error:  # a bad warehouse URL or source: the loads fail and say so too
+            yield SkipReason(str(error))
+            return
         if found is None:
             yield SkipReason("no candles stored yet")
             return
@@ -219,11 +222,11 @@ def build_gap_repair_sensor() -> SensorDefinition:
                 "asked again; see the failed runs of the repair_raw_ohlc job"
             )
         if not requested:
+            asked = len(holes) - len(recorded) - sum(len(r.holes) for r in given_up)
             yield SkipReason(
                 f"{len(holes)} hole(s): {len(recorded)} recorded as unfillable (crypto-assets gaps), "
-                f"{len(holes) - len(recorded) - sum(len(r.holes) for r in repairs)} being repaired, "
-                f"{sum(len(r.holes) for r in waiting)} waiting for their run, "
-                f"{sum(len(r.holes) for r in given_up)} given up after {MAX_FAILED_RUNS} failed runs"
+                f"{asked} in a repair run now, {sum(len(r.holes) for r in given_up)} given up after "
+                f"{MAX_FAILED_RUNS} failed runs"
                 if holes
                 else "no holes inside any symbol's stored range"
             )

@@ -159,7 +159,7 @@ def settle_unfillable(
     record: bool,
 ) -> list[Hole]:
     """After a load of `symbols` over [start, end): drop the records of holes it stored a bar in;
-    with `record` (a gap repair run) record the holes it left there. Returns the holes left."""
+    with `record` (a gap repair run) record the holes it left there and return them."""
     import sqlalchemy as sa
 
     if not symbols:
@@ -180,15 +180,14 @@ def settle_unfillable(
     }
     with warehouse.begin() as connection:
         connection.execute(drop, params)
+        if not record:  # an ordinary load: no scan for holes (the sensor's job)
+            return []
         left = [
             hole
             for hole in find_holes(connection, exchange=exchange, timeframe=timeframe, symbols=symbols)
             if start <= hole.first_missing < end
         ]
-        if record and left:
-            _record(
-                connection, left, exchange=exchange, timeframe=timeframe, tried_at=tried_at, run_id=run_id
-            )
+        _record(connection, left, exchange=exchange, timeframe=timeframe, tried_at=tried_at, run_id=run_id)
     return left
 
 
