@@ -1,0 +1,101 @@
+"""`crypto-assets status` as a monitor runs it: exit 0 on a healthy deployment, 1 on a stale or a
+failing one, nothing on stderr but the verdict.
+
+The instance is a real DAGSTER_HOME: raw_ohlc is loaded by real runs of the asset from the
+synthetic market; every other asset of the code location is recorded as materialized just now
+(the models with the metadata their training writes), as if the automation had kept up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from dagster import AssetMaterialization, DagsterInstance
+
+from crypto_assets_tests.helpers import SCRIPT, SIX, materialize_raw
+
+
+def status(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [SCRIPT, "status", *args], capture_output=True, text=True, timeout=120, env=os.environ
+    )
+
+
+@pytest.fixture
+def instance(home: Path):
+    from crypto_assets.cli.instance import ensure_dagster_home
+
+    ensure_dagster_home()
+    with DagsterInstance.get() as instance:
+        yield instance
+
+
+def load(instance: DagsterInstance, home: Path, first: str, last: str, **kwargs) -> bool:
+    url = f"duckdb:///{home / 'warehouse.duckdb'}"
+    return materialize_raw(url, first_day=first, last_day=last, instance=instance, **kwargs).success
+
+
+def record_the_rest(instance: DagsterInstance) -> None:
+    """Every asset but raw_ohlc materialized now; each model with a promoted champion."""
+    from crypto_assets.definitions import defs
+    from crypto_assets.models.assets import models_by_labels
+
+    models = set(models_by_labels().values())
+    for node in defs.resolve_asset_graph().asset_nodes:
+        if node.key.to_user_string() == "raw_ohlc":
+            continue
+        metadata = (
+            {"promotion": "promoted", "model_version": 1, "oos_auc": 0.61} if node.key in models else {}
+        )
+        instance.report_runless_asset_event(AssetMaterialization(node.key, metadata=metadata))
+
+
+def days_ago(n: int) -> str:
+    return (datetime.now(UTC) - timedelta(days=n)).date().isoformat()
+
+
+def test_healthy_then_failing(instance: DagsterInstance, home: Path):
+    assert load(instance, home, days_ago(1), days_ago(0))  # yesterday too: just after midnight
+    record_the_rest(instance)
+    healthy = status()
+    assert healthy.returncode == 0, healthy.stderr
+    assert healthy.stderr == ""  # no library warning, no progress bar
+    assert "dca_model" in healthy.stdout and "0.61" in healthy.stdout
+    document = json.loads(status("--json").stdout)
+    assert document["healthy"] is True and document["problems"] == []
+    assert {m["model"]: m["champion_version"] for m in document["models"]} == {
+        "dca_model": 1,
+        "swing_model": 1,
+        "channel_model": 1,
+    }
+
+    # a run of raw_ohlc fails (here: asked for a symbol that is not configured)
+    assert not load(instance, home, days_ago(0), days_ago(0), only=["XRP-USD"])
+    failing = status()
+    assert failing.returncode == 1
+    (verdict,) = failing.stderr.splitlines()
+    assert verdict.startswith("unhealthy: ") and "XRP-USD" in verdict
+    # it stays a problem until raw_ohlc is written again
+    assert load(instance, home, days_ago(0), days_ago(0))
+    assert status().returncode == 0
+
+
+def test_an_old_day_backfilled_leaves_the_asset_fresh_and_the_symbols_stale(
+    instance: DagsterInstance, home: Path
+):
+    """Dagster's freshness is per asset: a backfill of an old day makes raw_ohlc look fresh.
+    The symbols' newest bars are old, and status says so."""
+    assert load(instance, home, days_ago(3), days_ago(3))
+    record_the_rest(instance)
+    stale = status("--json")
+    assert stale.returncode == 1
+    document = json.loads(stale.stdout)
+    assert {a["asset"]: a["state"] for a in document["assets"]}["raw_ohlc"] == "fresh"
+    assert {f"symbol {symbol} stale" for symbol in SIX.split(",")} <= set(document["problems"])
+    check = {c["check"]: c for c in document["checks"]}["raw_ohlc:symbol_freshness"]
+    assert check["status"] == "failed" and "BTC-USD" in check["description"]
