@@ -165,4 +165,3 @@ def _failures(result: ExecuteInProcessResult) -> list[tuple[str, bool]]:
                 found.append((error.message.strip().splitlines()[0], False))
             error = error.cause
     return found
-

@@ -34,6 +34,7 @@ def _arrow_type_for_pg() -> dict[int, pa.DataType]:
         1184: pa.timestamp("us", tz="UTC"),  # timestamptz
     }
 
+
 #: rows per encoded chunk handed to COPY (bounds the memory of the encoded copy)
 _COPY_BATCH_ROWS = 65_536
 
