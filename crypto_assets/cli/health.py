@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance
 
 FRESH, LATE, STALE, NEVER = "fresh", "late", "stale", "never materialized"
 
@@ -110,35 +110,39 @@ def _check(graph, key, record) -> dict[str, Any]:
 
 def _failed_runs(instance: DagsterInstance) -> list[dict[str, Any]]:
     """The last failed run of each job (of each asset set, for runs without a named job, as the
-    CLI's); a problem until every asset it failed to write has been materialized since."""
+    CLI's); a problem until every asset it failed to write has been materialized since. "Since" is
+    by event storage id, which orders events exactly where timestamps may tie."""
     from crypto_assets.automation.alert_changes import unmaterialized_assets
 
-    failed = instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.FAILURE]), limit=200)
+    failures = instance.fetch_run_status_changes(DagsterEventType.RUN_FAILURE, limit=200).records
     rows, seen = [], set()
-    for record in failed:  # newest first
-        run = record.dagster_run
+    for failure in failures:  # newest first
+        run = instance.get_run_by_id(failure.event_log_entry.run_id)
+        if run is None:
+            continue
         assets = unmaterialized_assets(instance, run.run_id)
         job = run.job_name if not run.job_name.startswith("__") else ", ".join(assets) or run.job_name
         if job in seen:
             continue
         seen.add(job)
-        failed_at = record.update_timestamp.astimezone(UTC)
         rows.append(
             {
                 "job": job,
                 "run_id": run.run_id,
-                "failed_at": failed_at.isoformat(timespec="seconds"),
+                "failed_at": datetime.fromtimestamp(failure.timestamp, UTC).isoformat(timespec="seconds"),
                 "assets": assets,
                 "error": _run_error(instance, run.run_id),
-                "problem": any(not _materialized_since(instance, name, failed_at) for name in assets),
+                "problem": any(
+                    not _materialized_after(instance, name, failure.storage_id) for name in assets
+                ),
             }
         )
     return rows
 
 
-def _materialized_since(instance: DagsterInstance, asset: str, since: datetime) -> bool:
-    entry = instance.get_latest_materialization_event(AssetKey.from_user_string(asset))
-    return entry is not None and entry.timestamp > since.timestamp()
+def _materialized_after(instance: DagsterInstance, asset: str, storage_id: int) -> bool:
+    records = instance.fetch_materializations(AssetKey.from_user_string(asset), limit=1).records
+    return bool(records) and records[0].storage_id > storage_id
 
 
 def _run_error(instance: DagsterInstance, run_id: str) -> str:
