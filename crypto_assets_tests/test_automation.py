@@ -19,16 +19,11 @@ from dagster import (
     materialize,
 )
 
-from crypto_assets.automation.sensors import build_features_and_labels_sensor
-from crypto_assets.features.assets import build_features
-from crypto_assets.features.checks import build_features_checks
+from crypto_assets.code_location import build_defs
 from crypto_assets.ingestion.checks import build_raw_ohlc_checks
-from crypto_assets.labels.assets import build_label_assets
-from crypto_assets.labels.checks import build_label_checks
 from crypto_assets.market import Timeframe
-from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource, build_resources
+from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource
 from crypto_assets.settings import load_settings
-from crypto_assets.transform.assets import build_transform
 from crypto_assets.warehouse import Warehouse
 from crypto_assets_tests.helpers import RAW_OHLC
 
@@ -40,16 +35,9 @@ DAY = "2025-03-04"
 
 
 def code_location() -> tuple[Definitions, object]:
-    transform = build_transform(BASE, "duckdb:///unused.duckdb")
-    derived = [build_features(BASE), *build_label_assets()]
-    sensor = build_features_and_labels_sensor(derived)
-    defs = Definitions(
-        assets=[RAW_OHLC, *transform.assets, *derived],
-        asset_checks=[*build_raw_ohlc_checks(RAW_OHLC), *build_features_checks(), *build_label_checks()],
-        sensors=[*transform.sensors, sensor],
-        resources={**build_resources(load_settings({})), **transform.resources},
-    )
-    return defs, sensor
+    """The real code location (crypto_assets.code_location.build_defs), partitions from 2025."""
+    defs = build_defs(load_settings({"CRYPTO_ASSETS_START": "2025-01-01"}))
+    return defs, defs.resolve_sensor_def("features_and_labels_automation")
 
 
 class Deployment:
@@ -115,7 +103,7 @@ def test_new_candles_request_models_then_features_and_labels_once(tmp_path: Path
     assert deployment.checks == {f"{name}:labels_consistent" for name in LABELS}
     assert deployment.tick() == set()
     deployment.dbt_build_passes()
-    assert deployment.tick() == {"features"}
+    assert deployment.tick() == {"features", "strategy_signals"}  # signals follow the new features
     assert deployment.checks == {"features:features_valid"}
     assert deployment.tick() == set()
 
@@ -141,7 +129,7 @@ def test_a_failed_blocking_check_holds_every_downstream_asset_until_it_passes(tm
         connection.exec_driver_sql("DELETE FROM raw_ohlc WHERE volume < 0")
     assert deployment.load()
     # the dbt tests passed before, so features may go in the same tick as the dbt models
-    assert deployment.tick() == MODELS | DERIVED
+    assert deployment.tick() == MODELS | DERIVED | {"strategy_signals"}
 
 
 def test_the_sensor_is_on_and_targets_features_and_labels():

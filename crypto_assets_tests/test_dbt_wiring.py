@@ -7,25 +7,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from datetime import date
 from pathlib import Path
 
 import pytest
 from dagster import (
     AssetKey,
-    AssetMaterialization,
-    DagsterInstance,
     DefaultSensorStatus,
-    Definitions,
-    evaluate_automation_conditions,
 )
 
 from crypto_assets.errors import UserError
-from crypto_assets.ingestion.assets import build_raw_ohlc
 from crypto_assets.market import Timeframe
 from crypto_assets.names import WAREHOUSE_POOL
-from crypto_assets.resources import build_resources
-from crypto_assets.settings import load_settings
 from crypto_assets.transform import project
 from crypto_assets.transform.__main__ import main as dbt_by_hand
 from crypto_assets.transform.assets import (
@@ -51,14 +43,6 @@ def transform() -> Transform:
     return build_transform(BASE, "duckdb:///unused.duckdb")
 
 
-def code_location(transform: Transform) -> Definitions:
-    return Definitions(
-        assets=[build_raw_ohlc(date(2025, 1, 1), Timeframe.parse("15m")), *transform.assets],
-        sensors=transform.sensors,
-        resources={**build_resources(load_settings({})), **transform.resources},
-    )
-
-
 def test_models_sit_downstream_of_raw_ohlc_in_the_transform_group(transform: Transform):
     [dbt] = transform.assets
     assert {key.to_user_string() for key in dbt.keys} == MODELS
@@ -82,27 +66,12 @@ def test_dbt_tests_are_asset_checks_on_their_models(transform: Transform):
     }  # fmt: skip
 
 
-def test_models_rebuild_when_raw_ohlc_gets_new_data(transform: Transform):
-    defs = code_location(transform)
-    instance = DagsterInstance.ephemeral()
-
-    def requested(result) -> set[str]:
-        return {r.key.to_user_string() for r in result.results if r.true_subset.size}
-
-    first = evaluate_automation_conditions(defs=defs, instance=instance)
-    assert requested(first) == set(), "nothing happens before raw_ohlc has data"
-    instance.report_runless_asset_event(AssetMaterialization("raw_ohlc", partition="2025-03-01"))
-    second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
-    assert requested(second) == MODELS, "one day of new candles is enough, other days may be missing"
-    third = evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
-    assert requested(third) == set(), "requested once per change"
-
-
 def test_the_automation_sensor_is_on_and_targets_the_models(transform: Transform):
     [sensor] = transform.sensors
     assert sensor.name == AUTOMATION_SENSOR
     assert sensor.default_status == DefaultSensorStatus.RUNNING
-    defs = code_location(transform)
+    from crypto_assets.definitions import defs
+
     targeted = sensor.asset_selection.resolve(defs.resolve_asset_graph())
     assert {key.to_user_string() for key in targeted} == MODELS
 

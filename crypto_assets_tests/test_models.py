@@ -226,12 +226,16 @@ def test_new_candles_rescore_signals_but_do_not_retrain_models(tmp_path: Path):
         materialize,
     )
 
-    from crypto_assets.definitions import defs, raw_ohlc
+    from crypto_assets.definitions import defs
+    from crypto_assets.ingestion.assets import build_raw_ohlc
     from crypto_assets.ingestion.checks import build_raw_ohlc_checks
     from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource
+    from crypto_assets.settings import load_settings
 
     signals_sensor = next(s for s in defs.sensors if s.name == "signals_automation")
     assert signals_sensor.default_status == DefaultSensorStatus.RUNNING
+    settings = load_settings()
+    raw_ohlc = build_raw_ohlc(settings.start, settings.timeframe)  # the code location's, unbound
     with DagsterInstance.ephemeral() as instance:
         first = evaluate_automation_conditions(defs=defs, instance=instance)
         # the schedule's run: new candles and their checks (blocking ones hold what is downstream)

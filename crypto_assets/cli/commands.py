@@ -55,9 +55,10 @@ def _load(
     downstream: bool,
     days_per_run: int,
 ) -> RangeRunOutcome:
-    from crypto_assets.definitions import defs, transform
+    from crypto_assets.code_location import build_defs
 
-    resources = {**transform.resources, **resources}  # + the dbt CLI resource
+    defs = build_defs(settings)
+    resources = {**defs.resources, **resources}  # the CLI's plain values over the EnvVars; + dbt
     ensure_dagster_home()
     _check_range(settings, start, end)
     _preflight(resources)
@@ -165,7 +166,7 @@ def run_demo(*, days: int) -> int:
     print("\nraw_ohlc rows per symbol")
     print(rows.to_string(index=False))
     print(f"ohlc_quarantine rows: {quarantined}")
-    _print_models(warehouse)
+    _print_models(warehouse, settings.timeframe)
     _print_features_and_labels(warehouse)
     _print_checks(outcome)
     _print_strategy_models(resources["mlflow"])
@@ -177,11 +178,12 @@ def run_demo(*, days: int) -> int:
     return _report_failures(outcome, expected=(NO_CHAMPION,))
 
 
-def _print_models(warehouse) -> None:
-    from crypto_assets.definitions import transform
+def _print_models(warehouse, base: Timeframe) -> None:
+    from crypto_assets.names import RESAMPLED_MODELS, WINDOW_MODELS
     from crypto_assets.transform.summary import model_summary
 
-    tables = [key.path[-1] for asset in transform.assets for key in asset.keys]
+    coarser = [t for name, t in RESAMPLED_MODELS.items() if Timeframe.parse(name).seconds > base.seconds]
+    tables = [*coarser, *WINDOW_MODELS]  # the dbt models built for this base timeframe
     print("\ndbt models (group transform): rows, and buckets missing base bars / still open")
     print(model_summary(warehouse, tables).to_string(index=False))
 

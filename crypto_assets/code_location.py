@@ -1,0 +1,29 @@
+"""The code location assembled once: every domain's definitions (each with its assets, checks,
+freshness policies, schedules and sensors), the alerts sensor over all of them, and the resources.
+`crypto_assets.definitions`, the command line and the tests all call `build_defs`."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from crypto_assets.automation.alerts import build_alerts_sensor
+from crypto_assets.features.defs import features_and_labels_defs
+from crypto_assets.ingestion.defs import ingestion_defs
+from crypto_assets.models.assets import models_by_labels
+from crypto_assets.models.defs import models_defs
+from crypto_assets.resources import build_resources
+from crypto_assets.settings import Settings
+from crypto_assets.transform.defs import transform_defs
+
+
+def build_defs(settings: Settings) -> Definitions:
+    return Definitions.merge(
+        ingestion_defs(settings),
+        transform_defs(settings),
+        features_and_labels_defs(settings),
+        models_defs(settings),
+        Definitions(
+            sensors=[build_alerts_sensor(list(models_by_labels().values()))],
+            resources=build_resources(settings),
+        ),
+    )
