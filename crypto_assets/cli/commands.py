@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import NoReturn
 
 import pandas as pd
 from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult
@@ -263,7 +264,7 @@ def _print_checks(outcome: RangeRunOutcome) -> None:
         print(f"  {check.asset_key.to_user_string()}.{check.check_name} {state}{description}")
 
 
-def run_dev(dagster_args: Sequence[str] = ()) -> int:
+def run_dev(dagster_args: Sequence[str] = ()) -> NoReturn:
     """`dagster dev` on this code location; `dagster_args` (e.g. --port 3001) go to it unchanged.
 
     SIGINT and SIGTERM are reset to their defaults first. A process started in the background by
@@ -280,7 +281,6 @@ def run_dev(dagster_args: Sequence[str] = ()) -> int:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.execv(dagster, [dagster, "dev", "-m", "crypto_assets.definitions", *args])
-    return 0
 
 
 def _option_value(args: Sequence[str], *names: str) -> str | None:
