@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 LOCK := requirements.lock
 LOCK_VENV := .lock-venv
 
-.PHONY: install demo test lint dev mlflow status bench bench-windows bench-checks bench-load dbt dbt-parse lock clean
+.PHONY: install demo test lint dev mlflow status bench bench-quick bench-ingest bench-windows bench-checks bench-load dbt dbt-parse lock clean
 
 # Installs exactly the versions in requirements.lock (what CI tested); pyproject.toml keeps ranges.
 $(STAMP): pyproject.toml $(LOCK)
@@ -44,6 +44,12 @@ status: $(STAMP)
 	$(BIN)/crypto-assets status
 
 bench: $(STAMP)
+	nice $(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
+
+bench-quick: $(STAMP)
+	nice $(BIN)/python benchmarks/run_all.py --quick --out benchmarks/results/quick.json
+
+bench-ingest: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 
 bench-windows: $(STAMP)

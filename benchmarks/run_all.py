@@ -1,0 +1,126 @@
+"""Run every benchmark and print one table; write it as JSON.
+
+    python benchmarks/run_all.py [--quick] [--only NAME,...] [--out benchmarks/results/latest.json]
+
+Each benchmark script runs as its own process (its full output is kept next to the JSON, as
+`<name>.log`). A row per verdict line the script prints ("... met" / "... MISSED"), plus one row per
+script with its exit status, wall time and the peak RSS of its largest child process. Benchmarks
+that are not written yet appear as rows with status "not implemented", so a gap is visible.
+
+Targets are printed, not asserted. The machine is shared and noisy: compare ratios, read the date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
+
+# name -> (script, full-scale arguments, --quick arguments)
+BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
+    "whole graph (DuckDB)": ("models.py", [], ["--symbols", "3", "--days", "3"]),
+    "ingest": ("ingest.py", [], ["--symbols", "3", "--days", "3", "--repeat", "1"]),
+    "windows": ("windows.py", [], ["--symbols", "3", "--days", "3"]),
+    "features": ("features.py", [], ["--symbols", "3", "--days", "3", "--repeat", "1"]),
+    "checks": ("checks.py", [], ["--symbols", "3", "--days", "3", "--repeat", "1"]),
+    "load time": ("load_time.py", [], ["--repeat", "1"]),
+}
+MISSING = {
+    "whole graph (PostgreSQL)": "target <= 180 s and 4 GB",
+    "labels": "ours / vectorised numpy barrier pass",
+    "freshness lag under the schedule": "<= one bar + 2 min behind",
+}
+VERDICT = re.compile(r"\b(met|missed)\b", re.IGNORECASE)
+
+
+def run_one(name: str, script: str, args: list[str], folder: Path, timeout: float) -> list[dict]:
+    log = folder / f"{re.sub(r'[^a-z0-9]+', '_', name.lower()).strip('_')}.log"
+    command = [sys.executable, str(ROOT / "benchmarks" / script), *args]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        output, status = (
+            result.stdout + result.stderr,
+            ("ok" if result.returncode == 0 else f"exit {result.returncode}"),
+        )
+    except subprocess.TimeoutExpired as error:
+        output, status = f"{error.stdout or ''}{error.stderr or ''}", f"timeout {timeout:.0f} s"
+        output = output if isinstance(output, str) else output.decode(errors="replace")
+    wall = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    log.write_text(output)
+    rows = [
+        {
+            "benchmark": name,
+            "measure": f"{script} {' '.join(args)}".strip(),
+            "target": "",
+            "measured": f"{status}, wall {wall:.1f} s"
+            + (f", peak child RSS {peak_kb / 1024:,.0f} MB" if peak_kb > before else ""),
+            "verdict": "" if status == "ok" else "failed",
+        }
+    ]
+    for line in output.splitlines():
+        found = VERDICT.search(line)
+        if found and "target" in line:
+            rows.append(
+                {
+                    "benchmark": name,
+                    "measure": line.strip()[:160],
+                    "target": "see measure",
+                    "measured": line.strip()[:160],
+                    "verdict": found.group(1).lower(),
+                }
+            )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny scale (3 symbols x 3 days), for a smoke run"
+    )
+    parser.add_argument("--only", help="comma-separated benchmark names to run")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON path (default {DEFAULT_OUT})")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per benchmark")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    wanted = set(args.only.split(",")) if args.only else set(BENCHMARKS)
+    rows: list[dict] = []
+    for name, (script, full, quick) in BENCHMARKS.items():
+        if name in wanted:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            rows += run_one(name, script, quick if args.quick else full, args.out.parent, args.timeout)
+    for name, target in MISSING.items():
+        rows.append(
+            {"benchmark": name, "measure": "", "target": target, "measured": "not implemented", "verdict": ""}
+        )
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "cpus": os.cpu_count(),
+        "rows": rows,
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    headers = ["benchmark", "measured", "verdict"]
+    widths = [max(len(h), *(len(str(r[h])) for r in rows)) for h in headers]
+    print(" | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    for row in rows:
+        print(" | ".join(str(row[h]).ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print(f"JSON: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
