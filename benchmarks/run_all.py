@@ -28,7 +28,7 @@ DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
 
 # name -> (script, full-scale arguments, --quick arguments)
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
-    "whole graph (DuckDB)": ("models.py", [], ["--symbols", "3", "--days", "3"]),
+    "whole graph (DuckDB)": ("models.py", [], ["--symbols", "6", "--days", "30"]),
     "ingest": ("ingest.py", [], ["--symbols", "3", "--days", "3", "--repeat", "1"]),
     "windows": ("windows.py", [], ["--symbols", "3", "--days", "3"]),
     "features": ("features.py", [], ["--symbols", "3", "--days", "3", "--repeat", "1"]),
@@ -72,7 +72,9 @@ def run_one(name: str, script: str, args: list[str], folder: Path, timeout: floa
     ]
     for line in output.splitlines():
         found = VERDICT.search(line)
-        if found and "target" in line:
+        if found and (
+            "target" in line or line.lstrip().startswith("|") or line.rstrip(" )").endswith(found.group(0))
+        ):
             rows.append(
                 {
                     "benchmark": name,
