@@ -250,7 +250,8 @@ def test_new_candles_rescore_signals_but_do_not_retrain_models(tmp_path: Path):
             },
         )
         assert loaded.success
-        for key in ("features", "dca_model"):
+        # each model trained once (signals wait for that), then new features
+        for key in ("dca_model", "swing_model", "channel_model", "features"):
             instance.report_runless_asset_event(AssetMaterialization(key))
         instance.report_runless_asset_event(  # what the features run records with it
             AssetCheckEvaluation(

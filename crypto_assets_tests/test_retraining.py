@@ -155,3 +155,12 @@ def test_a_bad_growth_setting_is_one_clear_error(text: str):
     ):
         load_settings({"CRYPTO_ASSETS_RETRAIN_LABEL_GROWTH": text})
     assert load_settings({"CRYPTO_ASSETS_RETRAIN_LABEL_GROWTH": "0.5"}).retrain_label_growth == 0.5
+
+
+def test_no_first_training_before_the_features_exist(instance: DagsterInstance):
+    week = Week(instance)
+    instance.report_runless_asset_event(
+        AssetMaterialization("strategy_dca_labels", metadata={"dagster/row_count": 1500})
+    )
+    (skip,) = list(week.sensor(build_sensor_context(instance=instance)))
+    assert "features are not materialized yet" in skip.skip_message

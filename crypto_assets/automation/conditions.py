@@ -16,3 +16,16 @@ REBUILD_ON_UPSTREAM_UPDATE = (
 # For a blocking check of an asset the automation rebuilds: requested with the asset (or after
 # it updates some other way), so the check's result exists for the assets that wait on it.
 CHECK_AFTER_UPDATE = AutomationCondition.eager().with_label("check after its asset updates")
+
+
+def rebuild_once_present(required: list) -> AutomationCondition:
+    """REBUILD_ON_UPSTREAM_UPDATE, but only once each of `required` (asset keys upstream) has been
+    materialized: strategy_signals waits for the models' first training instead of failing."""
+    from dagster import AssetSelection
+
+    present = AutomationCondition.all_deps_match(~AutomationCondition.missing()).allow(
+        AssetSelection.assets(*required)
+    )
+    return (REBUILD_ON_UPSTREAM_UPDATE & present).with_label(
+        "rebuild when upstream updates, once the models exist"
+    )

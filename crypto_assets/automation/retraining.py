@@ -25,11 +25,17 @@ from dagster import (
 
 #: Mondays 02:00 UTC, a quiet hour for exchanges and for the warehouse
 RETRAIN_CRON = "0 2 * * 1"
+# Not before its labels and features exist, nor while they are being written: on a fresh
+# deployment the features run and a model's run could otherwise start from the same tick.
 RETRAIN_WEEKLY = (
-    AutomationCondition.on_cron(RETRAIN_CRON) & AutomationCondition.all_deps_blocking_checks_passed()
+    AutomationCondition.on_cron(RETRAIN_CRON)
+    & AutomationCondition.all_deps_blocking_checks_passed()
+    & ~AutomationCondition.any_deps_missing()
+    & ~AutomationCondition.any_deps_in_progress()
 ).with_label("weekly retrain")
 #: the run tag naming why a model retrains early
 RETRAIN_TAG = "crypto_assets/retrain"
+FEATURES = AssetKey("features")
 UNFINISHED = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -86,6 +92,9 @@ def build_label_growth_sensor(model_by_labels: Mapping[AssetKey, AssetKey], *, g
     )
     def retrain_on_label_growth(context: SensorEvaluationContext) -> Iterator[RunRequest | SkipReason]:
         requested = False
+        if _newest(context.instance, FEATURES) is None:
+            yield SkipReason("features are not materialized yet: a model trains on labels and features")
+            return
         for labels, model in model_by_labels.items():
             reason, labels_id = label_growth(context.instance, labels, model, growth)
             if reason is None or _training(context.instance, model):

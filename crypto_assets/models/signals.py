@@ -24,7 +24,7 @@ from dagster import (
     asset,
 )
 
-from crypto_assets.automation.conditions import REBUILD_ON_UPSTREAM_UPDATE
+from crypto_assets.automation.conditions import rebuild_once_present
 from crypto_assets.labels.assets import RULES
 from crypto_assets.market import Timeframe
 from crypto_assets.models.assets import model_key
@@ -71,7 +71,7 @@ def build_signals_asset() -> AssetsDefinition:
         deps=[AssetKey("raw_ohlc"), AssetKey("features"), *(model_key(s) for s in RULES)],
         pool=WAREHOUSE_POOL,
         kinds={"python", "sql", "mlflow"},
-        automation_condition=REBUILD_ON_UPSTREAM_UPDATE,
+        automation_condition=rebuild_once_present([model_key(s) for s in RULES]),
         check_specs=[
             AssetCheckSpec(
                 CHAMPIONS_CHECK,
