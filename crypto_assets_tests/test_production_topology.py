@@ -30,22 +30,12 @@ import pytest
 import yaml
 
 from crypto_assets_tests.pg import dagster_pg_env, temporary_database
+from crypto_assets_tests.topology import CONTRACT_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 CONTAINER_HOME = "/opt/dagster/home"
-CONTRACT_VARS = (
-    "CRYPTO_ASSETS_HOME",
-    "CRYPTO_ASSETS_WAREHOUSE_URL",
-    "CRYPTO_ASSETS_SOURCE",
-    "CRYPTO_ASSETS_SYMBOLS",
-    "CRYPTO_ASSETS_TIMEFRAME",
-    "CRYPTO_ASSETS_START",
-    "CRYPTO_ASSETS_RETRAIN_LABEL_GROWTH",
-    "SLACK_WEBHOOK_URL",
-    "CRYPTO_ASSETS_ALERT_WEBHOOK",
-    "MLFLOW_TRACKING_URI",
-)
+CONTRACT_VARS = CONTRACT_ENV
 PG_VARS = tuple(dagster_pg_env("postgresql://u@h/d"))
 DAGSTER_SERVICES = ("code", "webserver", "daemon")
 LOCATION = "crypto_assets"

@@ -14,16 +14,11 @@ from typing import Any
 import pytest
 import yaml
 
+from crypto_assets_tests.topology import INSTANCE_ENV
+
 REPO = Path(__file__).resolve().parents[1]
 #: the compose names the chart provides itself (instance connection, home of the instance)
-CHART_PROVIDED = {
-    "DAGSTER_HOME",
-    "DAGSTER_PG_HOST",
-    "DAGSTER_PG_PORT",
-    "DAGSTER_PG_USER",
-    "DAGSTER_PG_PASSWORD",
-    "DAGSTER_PG_DB",
-}
+CHART_PROVIDED = set(INSTANCE_ENV)
 
 
 def load(path: str) -> dict[str, Any]:
