@@ -1,5 +1,6 @@
 """The code location assembled once: every domain's definitions (each with its assets, checks,
-freshness policies, schedules and sensors), the alerts sensor over all of them, and the resources.
+freshness policies, schedules, sensors and the resources it owns), the alerts sensor over all of
+them, and the resources every domain shares.
 `crypto_assets.definitions`, the command line and the tests all call `build_defs`."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from crypto_assets.features.defs import features_and_labels_defs
 from crypto_assets.ingestion.defs import ingestion_defs
 from crypto_assets.models.assets import models_by_labels
 from crypto_assets.models.defs import models_defs
-from crypto_assets.resources import build_resources
+from crypto_assets.resources import alerting_resource, shared_resources
 from crypto_assets.settings import Settings
 from crypto_assets.transform.defs import transform_defs
 
@@ -24,6 +25,7 @@ def build_defs(settings: Settings) -> Definitions:
         models_defs(settings),
         Definitions(
             sensors=[build_alerts_sensor(list(models_by_labels().values()))],
-            resources=build_resources(settings),
+            resources={"alerting": alerting_resource()},
         ),
+        Definitions(resources=shared_resources(settings)),
     )

@@ -1,23 +1,27 @@
 """Dagster resources, built from the configuration contract in one place.
 
-Each field reads its environment variable through `dagster.EnvVar` when the variable is set
-(so the UI shows where a value comes from) and falls back to the documented default.
+Each domain's Definitions take the resources it owns from here (ingestion: `source`; models:
+`mlflow`; alerts: `alerting`); the code location adds the shared ones (`warehouse`, `market`).
+A value that came from the environment is set as `dagster.EnvVar`, so the UI and the run records
+show the variable's name, never its value (a warehouse URL may hold a password); a value the
+settings chose otherwise (the demo's embedded warehouse) is set as it is.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from dagster import ConfigurableResource, EnvVar
 
 from crypto_assets.automation.alerts import AlertsResource
 from crypto_assets.ingestion.sources import CandleSource, make_source
-from crypto_assets.market import Timeframe, parse_symbols
+from crypto_assets.market import parse_symbols
 from crypto_assets.models.tracking import MlflowResource
-from crypto_assets.settings import DEFAULT_SYMBOLS, Settings, load_settings
+from crypto_assets.settings import DEFAULT_SYMBOLS, Settings
 from crypto_assets.warehouse import Warehouse
-from crypto_assets.warehouse.schema import ensure_ingestion_tables
 
 
 class WarehouseResource(ConfigurableResource):
@@ -25,12 +29,15 @@ class WarehouseResource(ConfigurableResource):
 
     url: str
 
-    def open(self) -> Warehouse:
-        """A Warehouse with the ingestion tables in place."""
-        warehouse = Warehouse(self.url)
-        with warehouse.begin() as connection:
-            ensure_ingestion_tables(connection)
-        return warehouse
+    @contextmanager
+    def open(self) -> Iterator[Warehouse]:
+        """The warehouse for the length of the block; its engine is disposed when the block ends.
+
+        Tables are created by the domain that owns them (raw_ohlc by its load, features by the
+        features refresh, ...), not here.
+        """
+        with Warehouse(self.url) as warehouse:
+            yield warehouse
 
 
 class CandleSourceResource(ConfigurableResource):
@@ -51,48 +58,52 @@ class CandleSourceResource(ConfigurableResource):
 
 
 class MarketResource(ConfigurableResource):
-    """Which symbols and base timeframe this deployment tracks."""
+    """Which symbols this deployment tracks, and the clock. Both can change without reloading
+    code; the base timeframe cannot (it shapes partitions, the schedule and the dbt manifest) and
+    is given to each asset when the definitions are built."""
 
     symbols: str = DEFAULT_SYMBOLS
-    timeframe: str = "15m"
 
     @property
     def symbol_list(self) -> list[str]:
         return parse_symbols(self.symbols)
 
-    @property
-    def base_timeframe(self) -> Timeframe:
-        return Timeframe.parse(self.timeframe)
-
     def now(self) -> datetime:
         return datetime.now(UTC)
 
 
-def build_resources(
-    settings: Settings | None = None, *, as_env_vars: bool = True
-) -> dict[str, ConfigurableResource]:
-    """Resources for `settings`. With `as_env_vars`, values that came from the environment stay
-    `EnvVar`s (resolved by Dagster at run time); the CLI, which calls resources directly, asks
-    for plain values."""
-    settings = settings or load_settings()
+def _from_env(name: str, value: str) -> str | EnvVar:
+    """`EnvVar(name)` when `value` is what the environment holds, else `value` itself."""
+    return EnvVar(name) if os.environ.get(name) == value else value
 
-    def _env_or(name: str, value: str | None) -> str | EnvVar | None:
-        return EnvVar(name) if as_env_vars and os.environ.get(name) else value
 
+def _secret_from_env(name: str) -> EnvVar | None:
+    return EnvVar(name) if os.environ.get(name) else None
+
+
+def shared_resources(settings: Settings) -> dict[str, ConfigurableResource]:
+    """The resources every domain uses: the warehouse and the market."""
+    symbols = ",".join(settings.symbols)
     return {
-        "warehouse": WarehouseResource(url=_env_or("CRYPTO_ASSETS_WAREHOUSE_URL", settings.warehouse_url)),
-        "source": CandleSourceResource(spec=_env_or("CRYPTO_ASSETS_SOURCE", settings.source)),
-        "market": MarketResource(
-            symbols=_env_or("CRYPTO_ASSETS_SYMBOLS", ",".join(settings.symbols)),
-            timeframe=_env_or("CRYPTO_ASSETS_TIMEFRAME", settings.timeframe.name),
-        ),
-        "mlflow": MlflowResource(
-            tracking_uri=_env_or("MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri),
-            artifact_root=str(settings.home / "mlflow-artifacts"),
-        ),
-        # secrets: only ever EnvVars here, so neither the UI nor run metadata shows a URL
-        "alerting": AlertsResource(
-            slack_webhook_url=_env_or("SLACK_WEBHOOK_URL", None),
-            webhook_url=_env_or("CRYPTO_ASSETS_ALERT_WEBHOOK", None),
-        ),
+        "warehouse": WarehouseResource(url=_from_env("CRYPTO_ASSETS_WAREHOUSE_URL", settings.warehouse_url)),
+        "market": MarketResource(symbols=_from_env("CRYPTO_ASSETS_SYMBOLS", symbols)),
     }
+
+
+def source_resource(settings: Settings) -> CandleSourceResource:
+    return CandleSourceResource(spec=_from_env("CRYPTO_ASSETS_SOURCE", settings.source))
+
+
+def mlflow_resource(settings: Settings) -> MlflowResource:
+    return MlflowResource(
+        tracking_uri=_from_env("MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri),
+        artifact_root=str(settings.home / "mlflow-artifacts"),
+    )
+
+
+def alerting_resource() -> AlertsResource:
+    """Secrets: only ever EnvVars, so neither the UI nor run records hold a webhook URL."""
+    return AlertsResource(
+        slack_webhook_url=_secret_from_env("SLACK_WEBHOOK_URL"),
+        webhook_url=_secret_from_env("CRYPTO_ASSETS_ALERT_WEBHOOK"),
+    )

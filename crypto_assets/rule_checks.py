@@ -33,11 +33,8 @@ def build_rule_check(
         automation_condition=CHECK_AFTER_UPDATE,
     )
     def rule_check(warehouse: WarehouseResource) -> AssetCheckResult:
-        db = warehouse.open()
-        try:
+        with warehouse.open() as db:
             found = count_violations(db, table, rules)
-        finally:
-            db.dispose()
         broken = found[found["violations"] > 0]
         return AssetCheckResult(
             passed=broken.empty,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,22 @@ from crypto_assets.warehouse import Warehouse
 from crypto_assets_tests.pg import temporary_database
 
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+
+
+@pytest.fixture(autouse=True)
+def no_stale_dagster_state_storage() -> Iterator[None]:
+    """Each test starts without a "current" Dagster defs-state storage.
+
+    Dagster 1.13.27 sets one when an instance is entered and resets it on exit, but an instance
+    entered twice (`build_schedule_context` enters the test's instance again) leaves the disposed
+    instance's storage current; the next `materialize()` without an instance then fails with
+    "Attempted to resolve undefined DagsterInstance weakref" (seen here: test_schedules before
+    test_raw_ohlc).
+    """
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -42,24 +57,3 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     (tmp_path / "dagster").mkdir()
     return tmp_path / "home"
-
-
-_exit_status = 0
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    global _exit_status
-    _exit_status = int(exitstatus)
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """End the process once pytest is done with it.
-
-    Great Expectations keeps DuckDB objects alive until interpreter teardown, where DuckDB's
-    bindings then print dozens of lines of "leaked instance" warnings after pytest's summary.
-    Nothing is left to clean up at this point, so skip the teardown and keep the summary last.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(_exit_status)

@@ -42,7 +42,7 @@ def materialize_raw(
             "source": CandleSourceResource(
                 spec=source, ccxt_api_url=ccxt_api_url, ccxt_max_retries=2, ccxt_backoff_seconds=0.01
             ),
-            "market": MarketResource(symbols=symbols, timeframe="15m"),
+            "market": MarketResource(symbols=symbols),
         },
         run_config=run_config,
         instance=instance,

@@ -33,8 +33,7 @@ from dagster._core.definitions.freshness import FreshnessState, FreshnessStateCh
 
 from crypto_assets.automation import alerts as alerts_module
 from crypto_assets.automation.alerts import AlertsCursor, AlertsResource, build_alerts_sensor
-from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource, build_resources
-from crypto_assets.settings import load_settings
+from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource, alerting_resource
 from crypto_assets_tests.alert_receiver import Receiver, alert_receiver
 from crypto_assets_tests.helpers import RAW_OHLC
 
@@ -131,7 +130,7 @@ def test_a_failed_run_is_reported_once_with_asset_partition_symbols_and_error(
     resources = {
         "warehouse": WarehouseResource(url=f"duckdb:///{tmp_path / 'w.duckdb'}"),
         "source": CandleSourceResource(spec=f"csv:{missing}"),
-        "market": MarketResource(symbols="BTC-USD,ETH-USD", timeframe="15m"),
+        "market": MarketResource(symbols="BTC-USD,ETH-USD"),
     }
     deployment = Deployment(instance, webhook(receiver), assets=[RAW_OHLC, dca_model], resources=resources)
     deployment.tick()  # the first tick starts from now: nothing old is reported
@@ -341,7 +340,7 @@ def _clock(ahead_seconds: float):
 def test_the_code_location_keeps_webhook_urls_as_environment_variables(monkeypatch: pytest.MonkeyPatch):
     """What the UI shows of a resource set from the environment is the variable's name."""
     monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.example/services/T/B/secret-token")
-    alerting = build_resources(load_settings())["alerting"]
+    alerting = alerting_resource()
     assert (
         isinstance(alerting.slack_webhook_url, EnvVar)
         and alerting.slack_webhook_url.env_var_name == "SLACK_WEBHOOK_URL"

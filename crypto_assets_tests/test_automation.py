@@ -52,11 +52,11 @@ class Deployment:
     def load(self) -> bool:
         """The schedule's run: raw_ohlc and its checks for one day."""
         return materialize(
-            [RAW_OHLC, *build_raw_ohlc_checks(RAW_OHLC)],
+            [RAW_OHLC, *build_raw_ohlc_checks(RAW_OHLC, Timeframe.parse("15m"))],
             resources={
                 "warehouse": WarehouseResource(url=self.url),
                 "source": CandleSourceResource(spec="synthetic"),
-                "market": MarketResource(symbols="BTC-USD,ETH-USD", timeframe="15m"),
+                "market": MarketResource(symbols="BTC-USD,ETH-USD"),
             },
             partition_key=DAY,
             instance=self.instance,

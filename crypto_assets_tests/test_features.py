@@ -166,7 +166,7 @@ def run_features(warehouse_url: str, full: bool = False):
         [build_features(Timeframe.parse("15m"))],
         resources={
             "warehouse": WarehouseResource(url=warehouse_url),
-            "market": MarketResource(symbols="BTC-USD,ETH-USD", timeframe="15m"),
+            "market": MarketResource(symbols="BTC-USD,ETH-USD"),
         },
         run_config={"ops": {"features": {"config": {"full_refresh": full}}}},
     )
@@ -242,11 +242,15 @@ def test_asset_specs_of_features_and_labels():
     }
     [hourly_base] = build_features(Timeframe.parse("1h")).specs
     assert {d.asset_key.to_user_string() for d in hourly_base.deps} == {"raw_ohlc", "ohlc_4h", "ohlc_1d"}
-    labels = {spec.key.to_user_string(): spec for a in build_label_assets() for spec in a.specs}
+    labels = {
+        spec.key.to_user_string(): spec
+        for a in build_label_assets(Timeframe.parse("15m"))
+        for spec in a.specs
+    }
     assert set(labels) == {"strategy_dca_labels", "strategy_swing_labels", "strategy_channel_labels"}
     for spec in labels.values():
         assert spec.group_name == "labels"
         assert {d.asset_key.to_user_string() for d in spec.deps} == {"raw_ohlc"}  # reads candles only
         assert "stop loss" in spec.description and "open" in spec.description
-    for assets in (build_features(Timeframe.parse("15m")), *build_label_assets()):
+    for assets in (build_features(Timeframe.parse("15m")), *build_label_assets(Timeframe.parse("15m"))):
         assert assets.node_def.pools == {"warehouse_writes"}

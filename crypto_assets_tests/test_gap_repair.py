@@ -68,9 +68,9 @@ def world(tmp_path: Path, warehouse_url: str):
     resources = {
         "warehouse": WarehouseResource(url=warehouse_url),
         "source": CandleSourceResource(spec=f"csv:{folder}"),
-        "market": MarketResource(symbols=SYMBOLS, timeframe="15m"),
+        "market": MarketResource(symbols=SYMBOLS),
     }
-    sensor = build_gap_repair_sensor()
+    sensor = build_gap_repair_sensor(Timeframe.parse("15m"))
     defs = Definitions(assets=[RAW_OHLC], sensors=[sensor], resources=resources)
     with instance_for_test() as instance:
         loaded = materialize_raw(

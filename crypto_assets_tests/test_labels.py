@@ -10,6 +10,7 @@ from dagster import materialize
 
 from crypto_assets.labels.assets import build_label_assets
 from crypto_assets.labels.strategies import LABEL_COLUMNS, ChannelParams, DcaParams, SwingParams, label_bars
+from crypto_assets.market import Timeframe
 from crypto_assets.resources import MarketResource, WarehouseResource
 from crypto_assets.warehouse import Warehouse
 from crypto_assets.warehouse.candles import upsert_candles
@@ -194,10 +195,10 @@ def test_label_assets_write_idempotently_on_both_warehouses(warehouse_url: str, 
     more = pd.concat([random_bars(2800, 7, "BTC-USD"), random_bars(2000, 8, "ETH-USD")], ignore_index=True)
     bars = more[more["ts"] < at(2500)]
     write_raw(warehouse_url, bars)
-    assets = build_label_assets()
+    assets = build_label_assets(Timeframe.parse("15m"))
     resources = {
         "warehouse": WarehouseResource(url=warehouse_url),
-        "market": MarketResource(symbols="BTC-USD,ETH-USD", timeframe="15m"),
+        "market": MarketResource(symbols="BTC-USD,ETH-USD"),
     }
     config = {"ops": {"strategy_dca_labels": {"config": {"drop_pct": 2.0}}}}
     first = materialize(assets, resources=resources, run_config=config, selection=[a.key for a in assets])

@@ -11,6 +11,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from crypto_assets.features.store import ensure_features_table, replace_features
 from crypto_assets.labels.store import ensure_label_table, rewrite_labels
+from crypto_assets.market import Timeframe
 from crypto_assets.models.assets import build_model_assets
 from crypto_assets.models.signals import SIGNAL_COLUMNS, build_signals_asset
 from crypto_assets.models.tracking import CHAMPION, MlflowResource
@@ -22,8 +23,8 @@ from crypto_assets_tests.planted import WEAK, panel, planted_labels
 
 pytestmark = pytest.mark.slow
 SYMBOLS = "S0-USD,S1-USD,S2-USD"
-MODELS = build_model_assets()
-SIGNALS = build_signals_asset()
+MODELS = build_model_assets(Timeframe.parse("15m"))
+SIGNALS = build_signals_asset(Timeframe.parse("15m"))
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def run(warehouse_url: str, tmp_path: Path, instance: DagsterInstance, assets, c
         assets,
         resources={
             "warehouse": WarehouseResource(url=warehouse_url),
-            "market": MarketResource(symbols=SYMBOLS, timeframe="15m"),
+            "market": MarketResource(symbols=SYMBOLS),
             "mlflow": tracking(tmp_path),
         },
         instance=instance,

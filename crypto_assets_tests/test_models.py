@@ -240,13 +240,13 @@ def test_new_candles_rescore_signals_but_do_not_retrain_models(tmp_path: Path):
         first = evaluate_automation_conditions(defs=defs, instance=instance)
         # the schedule's run: new candles and their checks (blocking ones hold what is downstream)
         loaded = materialize(
-            [raw_ohlc, *build_raw_ohlc_checks(raw_ohlc)],
+            [raw_ohlc, *build_raw_ohlc_checks(raw_ohlc, settings.timeframe)],
             instance=instance,
             partition_key=raw_ohlc.partitions_def.get_last_partition_key(),
             resources={
                 "warehouse": WarehouseResource(url=f"duckdb:///{tmp_path / 'warehouse.duckdb'}"),
                 "source": CandleSourceResource(spec="synthetic"),
-                "market": MarketResource(symbols="BTC-USD", timeframe="15m"),
+                "market": MarketResource(symbols="BTC-USD"),
             },
         )
         assert loaded.success

@@ -26,12 +26,12 @@ def test_rules_hold_on_what_the_pipeline_writes_and_catch_corruption(
     assert materialize_raw(
         warehouse_url, first_day="2025-03-01", last_day="2025-03-12", symbols="BTC-USD"
     ).success
-    derived = [build_features(Timeframe.parse("15m")), *build_label_assets()]
+    derived = [build_features(Timeframe.parse("15m")), *build_label_assets(Timeframe.parse("15m"))]
     result = materialize(
         [*derived, *build_features_checks(), *build_label_checks()],
         resources={
             "warehouse": WarehouseResource(url=warehouse_url),
-            "market": MarketResource(symbols="BTC-USD", timeframe="15m"),
+            "market": MarketResource(symbols="BTC-USD"),
         },
     )
     assert result.success

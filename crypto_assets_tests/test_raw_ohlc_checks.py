@@ -16,11 +16,12 @@ from crypto_assets.ingestion.checks import (
     find_gaps,
     find_outlier_moves,
 )
+from crypto_assets.market import Timeframe
 from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource
 from crypto_assets.warehouse import Warehouse
 from crypto_assets_tests.helpers import RAW_OHLC, SIX
 
-CHECKS = build_raw_ohlc_checks(RAW_OHLC)
+CHECKS = build_raw_ohlc_checks(RAW_OHLC, Timeframe.parse("15m"))
 
 
 @asset(deps=[RAW_OHLC], partitions_def=RAW_OHLC.partitions_def)
@@ -38,11 +39,7 @@ class ClockedMarket(MarketResource):
 
 
 def run(warehouse_url: str, day: str, at: str | None = None):
-    market = (
-        ClockedMarket(symbols=SIX, timeframe="15m", at=at)
-        if at
-        else MarketResource(symbols=SIX, timeframe="15m")
-    )
+    market = ClockedMarket(symbols=SIX, timeframe="15m", at=at) if at else MarketResource(symbols=SIX)
     return materialize(
         [RAW_OHLC, *CHECKS, downstream_of_raw],
         resources={

@@ -31,7 +31,7 @@ from crypto_assets.features.assets import build_features
 from crypto_assets.labels.assets import build_label_assets
 from crypto_assets.market import Timeframe
 from crypto_assets.models.assets import build_model_assets, models_by_labels
-from crypto_assets.resources import build_resources
+from crypto_assets.resources import mlflow_resource, shared_resources
 from crypto_assets.settings import load_settings
 
 # A past week on purpose: part of Dagster's cron evaluation reads the real clock, so a simulated
@@ -51,8 +51,12 @@ class Week:
     def __init__(self, instance: DagsterInstance) -> None:
         self.instance = instance
         self.defs = Definitions(
-            assets=[build_features(Timeframe.parse("15m")), *build_label_assets(), *build_model_assets()],
-            resources=build_resources(load_settings({})),
+            assets=[
+                build_features(Timeframe.parse("15m")),
+                *build_label_assets(Timeframe.parse("15m")),
+                *build_model_assets(Timeframe.parse("15m")),
+            ],
+            resources={**shared_resources(load_settings({})), "mlflow": mlflow_resource(load_settings({}))},
         )
         self.sensor = build_label_growth_sensor(models_by_labels(), growth=0.25)
         self.cursor = None

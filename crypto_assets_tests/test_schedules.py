@@ -6,7 +6,8 @@ from dagster import Definitions, build_schedule_context, instance_for_test
 from crypto_assets.automation.schedules import build_raw_ohlc_schedule, cron_after_each_bar
 from crypto_assets.ingestion.assets import build_raw_ohlc
 from crypto_assets.market import Timeframe
-from crypto_assets.resources import build_resources
+from crypto_assets.resources import shared_resources, source_resource
+from crypto_assets.settings import load_settings
 
 RAW = build_raw_ohlc(date(2025, 1, 1), Timeframe.parse("15m"))
 
@@ -37,8 +38,11 @@ def test_cron_fires_just_after_each_bar_closes(timeframe: str, cron: str):
 def test_schedule_refreshes_the_partition_of_the_bar_that_just_closed(when: datetime, partitions: list[str]):
     schedule = build_raw_ohlc_schedule(RAW, Timeframe.parse("15m"))
     with instance_for_test() as instance:
+        settings = load_settings({})
         repository = Definitions(
-            assets=[RAW], schedules=[schedule], resources=build_resources()
+            assets=[RAW],
+            schedules=[schedule],
+            resources={**shared_resources(settings), "source": source_resource(settings)},
         ).get_repository_def()
         context = build_schedule_context(
             instance=instance, scheduled_execution_time=when, repository_def=repository

@@ -43,7 +43,7 @@ from dagster import (
 
 from crypto_assets.errors import UserError
 from crypto_assets.market import Timeframe
-from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource
+from crypto_assets.resources import CandleSourceResource, WarehouseResource
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
@@ -157,7 +157,8 @@ def _history(instance: DagsterInstance, keys: Sequence[str]) -> dict[str, list[D
     return runs
 
 
-def build_gap_repair_sensor() -> SensorDefinition:
+def build_gap_repair_sensor(timeframe: Timeframe) -> SensorDefinition:
+    """The sensor that repairs holes in raw_ohlc's `timeframe` candles."""
     job = define_asset_job(
         REPAIR_JOB,
         selection=AssetSelection.assets("raw_ohlc"),
@@ -180,12 +181,11 @@ def build_gap_repair_sensor() -> SensorDefinition:
         context: SensorEvaluationContext,
         warehouse: WarehouseResource,
         source: CandleSourceResource,
-        market: MarketResource,
     ) -> Iterator[RunRequest | SkipReason]:
         from crypto_assets.warehouse.gaps import is_recorded
 
         try:
-            found = read_holes(warehouse.url, source.open().exchange, market.base_timeframe)
+            found = read_holes(warehouse.url, source.open().exchange, timeframe)
         except WarehouseNotReadable as error:
             yield SkipReason(f"warehouse not readable now ({error}); the next tick tries again")
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import shutil
@@ -19,9 +20,11 @@ from tqdm import tqdm
 from crypto_assets.cli.instance import ensure_dagster_home
 from crypto_assets.cli.runs import RangeRunOutcome, materialize_days
 from crypto_assets.errors import UserError
+from crypto_assets.ingestion.sources import make_source
 from crypto_assets.market import Timeframe, parse_symbols
-from crypto_assets.resources import MarketResource, build_resources
+from crypto_assets.resources import mlflow_resource
 from crypto_assets.settings import Settings, default_warehouse_url, load_settings
+from crypto_assets.warehouse import Warehouse
 
 UI_HINT = "open the Dagster UI with `make dev` (http://127.0.0.1:3000)"
 
@@ -40,15 +43,15 @@ def _check_range(settings: Settings, start: date, end: date) -> None:
         raise UserError(f"--end {end} is in the future: the last partition is today, {_today()}")
 
 
-def _preflight(resources: dict) -> None:
+def _preflight(settings: Settings) -> None:
     """Fail before any run starts when the warehouse or the source is misconfigured."""
-    resources["warehouse"].open().dispose()
-    resources["source"].open().preflight()
+    with Warehouse(settings.warehouse_url) as warehouse, warehouse.read():
+        pass
+    make_source(settings.source).preflight()
 
 
 def _load(
     settings: Settings,
-    resources: dict,
     *,
     start: date,
     end: date,
@@ -58,11 +61,10 @@ def _load(
 ) -> RangeRunOutcome:
     from crypto_assets.code_location import build_defs
 
-    defs = build_defs(settings)
-    resources = {**defs.resources, **resources}  # the CLI's plain values over the EnvVars; + dbt
+    defs = build_defs(settings)  # its resources keep values from the environment as EnvVars
     ensure_dagster_home()
     _check_range(settings, start, end)
-    _preflight(resources)
+    _preflight(settings)
     raw = AssetSelection.assets("raw_ohlc")
     total_days = (end - start).days + 1
     with (
@@ -78,7 +80,7 @@ def _load(
 
         return materialize_days(
             [*defs.assets, *defs.asset_checks],
-            resources,
+            defs.resources,
             instance,
             start=start,
             end=end,
@@ -114,21 +116,18 @@ def run_backfill(
     days_per_run: int,
 ) -> int:
     settings = load_settings()
-    resources = build_resources(settings, as_env_vars=False)
-    if timeframe and downstream and Timeframe.parse(timeframe) != settings.timeframe:
-        raise UserError(
-            f"--downstream builds the models of CRYPTO_ASSETS_TIMEFRAME={settings.timeframe}, not "
-            f"--timeframe {timeframe}: set CRYPTO_ASSETS_TIMEFRAME={timeframe} instead"
-        )
-    if timeframe:
-        resources["market"] = MarketResource(
-            symbols=",".join(settings.symbols), timeframe=Timeframe.parse(timeframe).name
-        )
+    if timeframe and Timeframe.parse(timeframe) != settings.timeframe:
+        if downstream:
+            raise UserError(
+                f"--downstream builds the models of CRYPTO_ASSETS_TIMEFRAME={settings.timeframe}, not "
+                f"--timeframe {timeframe}: set CRYPTO_ASSETS_TIMEFRAME={timeframe} instead"
+            )
+        # the base timeframe shapes the definitions themselves, so they are built for this one
+        settings = dataclasses.replace(settings, timeframe=Timeframe.parse(timeframe))
     chosen = parse_symbols(symbols) if symbols else None
     outcome = _load(
-        settings, resources, start=start, end=end, symbols=chosen,
-        downstream=downstream, days_per_run=days_per_run,
-    )  # fmt: skip
+        settings, start=start, end=end, symbols=chosen, downstream=downstream, days_per_run=days_per_run
+    )
     print(f"{len(outcome.run_ids)} run(s) recorded in {os.environ['DAGSTER_HOME']}; {UI_HINT}")
     _print_checks(outcome)
     return _report_failures(outcome)
@@ -139,38 +138,28 @@ def run_demo(*, days: int) -> int:
     settings = load_settings()
     if days < 1:
         raise UserError("--days must be at least 1")
-    demo_settings = Settings(
-        home=settings.home,
-        warehouse_url=default_warehouse_url(settings.home),
-        source="synthetic",
-        symbols=settings.symbols,
-        timeframe=settings.timeframe,
-        start=settings.start,
-        mlflow_tracking_uri=settings.mlflow_tracking_uri,
+    demo_settings = dataclasses.replace(
+        settings, warehouse_url=default_warehouse_url(settings.home), source="synthetic"
     )
-    resources = build_resources(demo_settings, as_env_vars=False)
     end = _today()
     start = max(settings.start, end - timedelta(days=days - 1))
     print(f"crypto_assets demo: {len(settings.symbols)} symbols, {start}..{end}, synthetic market")
     print(f"warehouse {demo_settings.warehouse_url}")
-    outcome = _load(
-        demo_settings, resources, start=start, end=end, symbols=None,
-        downstream=True, days_per_run=days,
-    )  # fmt: skip
-    warehouse = resources["warehouse"].open()
-    rows = warehouse.query(
-        "SELECT symbol, count(*) AS bars, min(ts) AS first_bar, max(ts) AS newest_bar "
-        "FROM raw_ohlc WHERE exchange = 'synthetic' AND timeframe = :tf GROUP BY symbol ORDER BY symbol",
-        {"tf": settings.timeframe.name},
-    )
-    quarantined = warehouse.query("SELECT count(*) AS n FROM ohlc_quarantine")["n"].iloc[0]
-    print("\nraw_ohlc rows per symbol")
-    print(rows.to_string(index=False))
-    print(f"ohlc_quarantine rows: {quarantined}")
-    _print_models(warehouse, settings.timeframe)
-    _print_features_and_labels(warehouse)
+    outcome = _load(demo_settings, start=start, end=end, symbols=None, downstream=True, days_per_run=days)
+    with Warehouse(demo_settings.warehouse_url) as warehouse:
+        rows = warehouse.query(
+            "SELECT symbol, count(*) AS bars, min(ts) AS first_bar, max(ts) AS newest_bar FROM raw_ohlc "
+            "WHERE exchange = 'synthetic' AND timeframe = :tf GROUP BY symbol ORDER BY symbol",
+            {"tf": settings.timeframe.name},
+        )
+        quarantined = warehouse.query("SELECT count(*) AS n FROM ohlc_quarantine")["n"].iloc[0]
+        print("\nraw_ohlc rows per symbol")
+        print(rows.to_string(index=False))
+        print(f"ohlc_quarantine rows: {quarantined}")
+        _print_models(warehouse, settings.timeframe)
+        _print_features_and_labels(warehouse)
     _print_checks(outcome)
-    _print_strategy_models(resources["mlflow"])
+    _print_strategy_models(mlflow_resource(demo_settings).process_config_and_initialize())
     print(f"\ndagster instance: {os.environ['DAGSTER_HOME']} ({len(outcome.run_ids)} run(s))")
     print(f"next: {UI_HINT}; `crypto-assets mlflow` to compare models; `crypto-assets status` for health")
     from crypto_assets.models.signals import NO_CHAMPION
@@ -298,8 +287,7 @@ def run_mlflow(*, host: str, port: int) -> int:
     """The MLflow UI on the configured tracking store and registry (`mlflow ui`)."""
     from crypto_assets.models.tracking import MlflowResource
 
-    settings = load_settings()
-    tracking = build_resources(settings, as_env_vars=False)["mlflow"]
+    tracking = mlflow_resource(load_settings()).process_config_and_initialize()
     assert isinstance(tracking, MlflowResource)
     if tracking.uses_server:
         print(f"MLflow runs as a server here: open {tracking.describe()}")

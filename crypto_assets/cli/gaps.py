@@ -17,8 +17,7 @@ def run_gaps(*, clear: str | None) -> int:
     from crypto_assets.warehouse.gaps import clear_unfillable, read_unfillable
 
     symbol = None if clear in (None, ALL) else parse_symbol(clear)
-    warehouse = Warehouse(load_settings().warehouse_url)
-    try:
+    with Warehouse(load_settings().warehouse_url) as warehouse:
         if warehouse.is_duckdb and not Path(warehouse.url.database or "").exists():
             print(f"no warehouse yet at {warehouse.describe()}: nothing recorded")
             return 0
@@ -32,8 +31,6 @@ def run_gaps(*, clear: str | None) -> int:
             return 0
         with warehouse.read() as connection:
             recorded = read_unfillable(connection)
-    finally:
-        warehouse.dispose()
     if recorded.empty:
         print("no unfillable holes recorded")
         return 0

@@ -18,13 +18,19 @@ import pandas as pd
 
 from crypto_assets.cli.health import Health, age_text, read_health
 from crypto_assets.market import Timeframe
-from crypto_assets.warehouse import Warehouse
-from crypto_assets.warehouse.schema import ensure_ingestion_tables
+from crypto_assets.warehouse import Warehouse, WarehouseBusy
+
+SYMBOL_COLUMNS = ["symbol", "timeframe", "bars", "first_bar", "newest_bar", "coverage", "gaps",
+                  "quarantined", "age", "state"]  # fmt: skip
 
 
 @dataclass
 class StatusReport:
     table: pd.DataFrame
+
+    @classmethod
+    def empty(cls) -> StatusReport:
+        return cls(table=pd.DataFrame(columns=SYMBOL_COLUMNS))
 
     @property
     def healthy(self) -> bool:
@@ -40,22 +46,26 @@ def symbol_status(
     now: datetime,
     max_age: timedelta,
 ) -> StatusReport:
-    """Per symbol: first and newest bar, coverage between them, age of the newest closed bar."""
-    with warehouse.begin() as connection:
-        ensure_ingestion_tables(connection)
-    stored = warehouse.query(
-        """
-        SELECT symbol, count(*) AS bars, min(ts) AS first_bar, max(ts) AS newest_bar
-        FROM raw_ohlc WHERE exchange = :exchange AND timeframe = :timeframe
-        GROUP BY symbol
-        """,
-        {"exchange": exchange, "timeframe": timeframe.name},
-    ).set_index("symbol")
-    quarantined = warehouse.query(
-        "SELECT symbol, count(*) AS n FROM ohlc_quarantine "
-        "WHERE exchange = :exchange AND timeframe = :timeframe GROUP BY symbol",
-        {"exchange": exchange, "timeframe": timeframe.name},
-    ).set_index("symbol")["n"]
+    """Per symbol: first and newest bar, coverage between them, age of the newest closed bar.
+    Read-only: a warehouse raw_ohlc was never loaded into reports every symbol missing."""
+    scope = {"exchange": exchange, "timeframe": timeframe.name}
+    stored = pd.DataFrame(columns=["symbol", "bars", "first_bar", "newest_bar"]).set_index("symbol")
+    quarantined = pd.Series(dtype="int64")
+    if warehouse.has_table("raw_ohlc"):
+        stored = warehouse.query(
+            """
+            SELECT symbol, count(*) AS bars, min(ts) AS first_bar, max(ts) AS newest_bar
+            FROM raw_ohlc WHERE exchange = :exchange AND timeframe = :timeframe
+            GROUP BY symbol
+            """,
+            scope,
+        ).set_index("symbol")
+    if warehouse.has_table("ohlc_quarantine"):
+        quarantined = warehouse.query(
+            "SELECT symbol, count(*) AS n FROM ohlc_quarantine "
+            "WHERE exchange = :exchange AND timeframe = :timeframe GROUP BY symbol",
+            scope,
+        ).set_index("symbol")["n"]
     rows = []
     for symbol in symbols:
         if symbol not in stored.index:
@@ -80,54 +90,55 @@ def symbol_status(
                 "state": "stale" if age > pd.Timedelta(max_age) else "ok",
             }
         )
-    columns = ["symbol", "timeframe", "bars", "first_bar", "newest_bar", "coverage", "gaps",
-               "quarantined", "age", "state"]  # fmt: skip
-    return StatusReport(table=pd.DataFrame(rows, columns=columns).fillna(""))
+    return StatusReport(table=pd.DataFrame(rows, columns=SYMBOL_COLUMNS).fillna(""))
 
 
 def run_status(*, max_age: timedelta | None, now: datetime, as_json: bool) -> int:
     from dagster import DagsterInstance
 
     from crypto_assets.cli.instance import ensure_dagster_home
-    from crypto_assets.definitions import defs
+    from crypto_assets.code_location import build_defs
+    from crypto_assets.ingestion.sources import make_source
     from crypto_assets.models.assets import models_by_labels
-    from crypto_assets.resources import build_resources
     from crypto_assets.settings import load_settings
 
     settings = load_settings()
-    resources = build_resources(settings, as_env_vars=False)
-    warehouse = resources["warehouse"].open()
-    try:
-        symbols = symbol_status(
-            warehouse,
-            exchange=resources["source"].open().exchange,
-            symbols=settings.symbols,
-            timeframe=settings.timeframe,
-            now=now,
-            max_age=max_age or 3 * settings.timeframe.delta,
-        )
-        where = warehouse.describe()
-        unfillable = _unfillable_gaps(warehouse)
-    finally:
-        warehouse.dispose()
+    exchange = make_source(settings.source).exchange
     ensure_dagster_home()
     with DagsterInstance.get() as instance:
-        health = read_health(instance, defs.resolve_asset_graph(), models_by_labels().values(), now)
+        graph = build_defs(settings).resolve_asset_graph()
+        health = read_health(instance, graph, models_by_labels().values(), now)
+    busy = ""
+    with Warehouse(settings.warehouse_url) as warehouse:
+        where = warehouse.describe()
+        try:
+            symbols = symbol_status(
+                warehouse,
+                exchange=exchange,
+                symbols=settings.symbols,
+                timeframe=settings.timeframe,
+                now=now,
+                max_age=max_age or 3 * settings.timeframe.delta,
+            )
+            unfillable = _unfillable_gaps(warehouse)
+        except WarehouseBusy as error:  # a run is writing the DuckDB file: Dagster's view still holds
+            busy, symbols, unfillable = f"symbols not checked: {error}", StatusReport.empty(), []
     bad_symbols = symbols.table[symbols.table["state"] != "ok"]
     problems = health.problems() + [f"symbol {r.symbol} {r.state}" for r in bad_symbols.itertuples()]
+    warnings = health.warnings() + _unfillable_warnings(unfillable) + ([busy] if busy else [])
     if as_json:
         document = {
             "healthy": not problems,
             "now": now.isoformat(timespec="seconds"),
             "problems": problems,
-            "warnings": health.warnings() + _unfillable_warnings(unfillable),
+            "warnings": warnings,
             **asdict(health),
             "symbols": symbols.table.to_dict(orient="records"),
             "unfillable_gaps": unfillable,
         }
         print(json.dumps(document, indent=2, default=str))
     else:
-        _print_report(health, symbols, where=where, now=now)
+        _print_report(health, symbols, where=where, now=now, busy=busy)
         _print_unfillable(unfillable)
     if problems:
         print("unhealthy: " + "; ".join(problems), file=sys.stderr)
@@ -135,7 +146,7 @@ def run_status(*, max_age: timedelta | None, now: datetime, as_json: bool) -> in
     return 0
 
 
-def _print_report(health: Health, symbols: StatusReport, *, where: str, now: datetime) -> None:
+def _print_report(health: Health, symbols: StatusReport, *, where: str, now: datetime, busy: str) -> None:
     print(f"crypto_assets status at {now:%Y-%m-%d %H:%M} UTC (warehouse {where})")
     assets = pd.DataFrame(health.assets).reindex(
         columns=["asset", "group", "last_materialized", "age", "allowed", "state"]
@@ -167,7 +178,7 @@ def _print_report(health: Health, symbols: StatusReport, *, where: str, now: dat
     )
     print(models.fillna("").to_string(index=False))
     print("\nsymbols")
-    print(symbols.table.to_string(index=False))
+    print(busy or symbols.table.to_string(index=False))
 
 
 def _unfillable_gaps(warehouse) -> list[dict]:
@@ -175,6 +186,8 @@ def _unfillable_gaps(warehouse) -> list[dict]:
     as warnings (not problems) so status does not stay unhealthy over a market's own gaps."""
     from crypto_assets.warehouse.gaps import read_unfillable
 
+    if not warehouse.has_table("ohlc_unfillable_gaps"):
+        return []
     with warehouse.read() as connection:
         frame = read_unfillable(connection)
     return [

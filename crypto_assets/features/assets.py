@@ -8,7 +8,8 @@ from crypto_assets.features.indicators import OVERLAP_BARS, WARMUP_BARS
 from crypto_assets.features.refresh import refresh_features
 from crypto_assets.market import Timeframe
 from crypto_assets.names import FEATURES_GROUP, RESAMPLED_MODELS, WAREHOUSE_POOL
-from crypto_assets.resources import MarketResource, WarehouseResource
+from crypto_assets.prerequisites import require_tables
+from crypto_assets.resources import WarehouseResource
 
 
 class FeaturesConfig(Config):
@@ -51,13 +52,10 @@ def build_features(base: Timeframe) -> AssetsDefinition:
         context: AssetExecutionContext,
         config: FeaturesConfig,
         warehouse: WarehouseResource,
-        market: MarketResource,
     ) -> MaterializeResult:
-        db = warehouse.open()
-        try:
-            report = refresh_features(db, market.base_timeframe, full=config.full_refresh)
-        finally:
-            db.dispose()
+        with warehouse.open() as db:
+            require_tables(db, "raw_ohlc")
+            report = refresh_features(db, base, full=config.full_refresh)
         mode = "full" if report.full else "incremental"
         context.log.info(f"features ({mode}): read {report.read}, wrote {report.written}")
         return MaterializeResult(

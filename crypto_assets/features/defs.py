@@ -13,7 +13,7 @@ from crypto_assets.settings import Settings
 
 
 def features_and_labels_defs(settings: Settings) -> Definitions:
-    assets = [build_features(settings.timeframe), *build_label_assets()]
+    assets = [build_features(settings.timeframe), *build_label_assets(settings.timeframe)]
     return Definitions(
         assets=with_freshness(assets, follows_each_bar(settings.timeframe)),
         asset_checks=[*build_features_checks(), *build_label_checks()],

@@ -20,7 +20,6 @@ if TYPE_CHECKING:  # numpy and pandas load on first computation, not with the co
     import pandas as pd
 
 SERIES = ["exchange", "symbol", "timeframe"]
-BAR_COLUMNS = ["exchange", "symbol", "timeframe", "ts", "open", "high", "low", "close", "volume"]
 
 RETURN_HORIZONS = (1, 4, 16, 48)
 RSI_PERIOD = 14

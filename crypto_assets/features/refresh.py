@@ -10,12 +10,12 @@ from crypto_assets.features.store import (
     bar_sources,
     ensure_features_table,
     plan_incremental,
-    read_bars,
     replace_features,
     series_in,
 )
 from crypto_assets.market import Timeframe
 from crypto_assets.warehouse import Warehouse
+from crypto_assets.warehouse.candles import read_bars
 
 if TYPE_CHECKING:
     import pandas as pd

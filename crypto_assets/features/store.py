@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from crypto_assets.features.indicators import (
-    BAR_COLUMNS,
     FEATURE_COLUMNS,
     FLOAT_FEATURES,
     OVERLAP_BARS,
@@ -18,7 +17,6 @@ from crypto_assets.features.indicators import (
 from crypto_assets.market import Timeframe
 from crypto_assets.names import RESAMPLED_MODELS
 from crypto_assets.warehouse.bulk import append_frame, drop_staged
-from crypto_assets.warehouse.frames import read_frame
 
 if TYPE_CHECKING:  # loaded on first use, not with the code location
     import pandas as pd
@@ -128,28 +126,6 @@ def series_in(connection: Connection, timeframe: str, table: str) -> set[tuple[s
         {"timeframe": timeframe},
     )
     return {tuple(row) for row in result}
-
-
-def read_bars(connection: Connection, timeframe: str, table: str, since: pd.Timestamp | None) -> pd.DataFrame:
-    """Bars of `timeframe` from `table`; resampled buckets only when complete and closed."""
-    import pandas as pd
-
-    columns = ", ".join(BAR_COLUMNS)
-    where = ["timeframe = :timeframe"]
-    if table != "raw_ohlc":
-        where.append("is_complete AND is_closed")
-    params: dict = {"timeframe": timeframe}
-    if since is not None:
-        where.append("ts >= :since")
-        params["since"] = since.to_pydatetime()
-    frame = read_frame(
-        connection, f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)}", params, timestamps=["ts"]
-    )
-    if frame.empty:
-        return pd.DataFrame({c: pd.Series(dtype="float64") for c in BAR_COLUMNS})
-    for column in ("open", "high", "low", "close", "volume"):
-        frame[column] = frame[column].astype("float64")
-    return frame
 
 
 def replace_features(connection: Connection, features: pd.DataFrame, *, everything: bool) -> None:

@@ -71,9 +71,10 @@ def build_raw_ohlc(start: date, timeframe: Timeframe) -> AssetsDefinition:
                 SYMBOL_FRESHNESS_CHECK,
                 asset="raw_ohlc",
                 description=(
-                    "Every configured symbol's newest closed bar is recent (four bars and five "
-                    "minutes, raw_ohlc's freshness window, per symbol). Dagster's freshness policy "
-                    "is per asset and a backfill of an old day makes it look fresh; this is not."
+                    "Every configured symbol's newest closed bar closed at most "
+                    f"{_minutes(raw_ohlc_stale_after(timeframe))} ago (raw_ohlc's freshness window, "
+                    "per symbol). Dagster's freshness policy is per asset and a backfill of an old "
+                    "day makes it look fresh; this is not."
                 ),
             ),
         ],
@@ -103,21 +104,19 @@ def build_raw_ohlc(start: date, timeframe: Timeframe) -> AssetsDefinition:
                 "CRYPTO_ASSETS_SYMBOLS before loading them"
             )
         window = context.partition_time_window
-        base = market.base_timeframe
-        db = warehouse.open()
         candle_source = source.open()
         now = market.now()
-        context.log.info(
-            f"loading {len(symbols)} symbol(s) {window.start:%Y-%m-%d}..{window.end:%Y-%m-%d} "
-            f"from {source.spec} into {db.describe()}"
-        )
-        try:
+        with warehouse.open() as db:
+            context.log.info(
+                f"loading {len(symbols)} symbol(s) {window.start:%Y-%m-%d}..{window.end:%Y-%m-%d} "
+                f"from {source.spec} into {db.describe()}"
+            )
             report = load_window(
                 db,
                 candle_source,
                 symbols=symbols,
                 known_symbols=known,
-                timeframe=base,
+                timeframe=timeframe,
                 start=window.start,
                 end=window.end,
                 now=now,
@@ -128,7 +127,7 @@ def build_raw_ohlc(start: date, timeframe: Timeframe) -> AssetsDefinition:
                 ),
             )
             holes_left = settle_unfillable(
-                db, exchange=candle_source.exchange, timeframe=base,
+                db, exchange=candle_source.exchange, timeframe=timeframe,
                 symbols=[s for s in symbols if s not in report.failures], start=window.start,
                 end=window.end, tried_at=now, run_id=context.run.run_id, record=config.repair,
             )  # fmt: skip
@@ -138,21 +137,21 @@ def build_raw_ohlc(start: date, timeframe: Timeframe) -> AssetsDefinition:
                     + ("every hole filled" if not holes_left else "recorded as unfillable: ")
                     + "; ".join(hole.describe() for hole in holes_left)
                 )
-            newest = newest_bars(db, exchange=candle_source.exchange, symbols=known, timeframe=base, now=now)
+            newest = newest_bars(
+                db, exchange=candle_source.exchange, symbols=known, timeframe=timeframe, now=now
+            )
             coverage = window_coverage(
                 db,
                 exchange=candle_source.exchange,
                 symbols=symbols,
-                timeframe=base,
+                timeframe=timeframe,
                 start=window.start,
                 end=window.end,
                 now=now,
             )
-        finally:
-            db.dispose()  # a DuckDB object alive at exit is reported as leaked
         yield MaterializeResult(metadata=_metadata(report, coverage))
         yield _coverage_result(coverage, report.failures)
-        yield _freshness_result(newest, base, now)
+        yield _freshness_result(newest, timeframe, now)
         if report.failures:
             raise Failure(
                 description="; ".join(report.failures.values())

@@ -27,9 +27,10 @@ from dagster import (
     multi_asset_check,
 )
 
+from crypto_assets.market import Timeframe
 from crypto_assets.names import WAREHOUSE_POOL
 from crypto_assets.quiet import quietly
-from crypto_assets.resources import MarketResource, WarehouseResource
+from crypto_assets.resources import WarehouseResource
 from crypto_assets.warehouse.schema import KEY_COLUMNS, VALUE_COLUMNS
 
 if TYPE_CHECKING:  # pandas, numpy and Great Expectations load when a check runs
@@ -326,9 +327,11 @@ def check_window(
         yield outliers_result(find_outlier_moves(candles))
 
 
-def build_raw_ohlc_checks(raw_ohlc: AssetsDefinition) -> Sequence[AssetChecksDefinition]:
-    """The checks run in the warehouse pool too: on DuckDB even a reader cannot open the file
-    while a dbt build (a step that may run beside them) holds it."""
+def build_raw_ohlc_checks(
+    raw_ohlc: AssetsDefinition, timeframe: Timeframe
+) -> Sequence[AssetChecksDefinition]:
+    """The checks of raw_ohlc's `timeframe` candles. They run in the warehouse pool too: on DuckDB
+    even a reader cannot open the file while a dbt build (a step that may run beside them) holds it."""
     partitions = raw_ohlc.partitions_def  # partitioned checks: a Dagster preview
     specs = [
         quietly(
@@ -353,15 +356,11 @@ def build_raw_ohlc_checks(raw_ohlc: AssetsDefinition) -> Sequence[AssetChecksDef
         description="The stored candles of the run's partitions: one read, three checks.",
     )
     def raw_ohlc_checks(
-        context: AssetCheckExecutionContext, warehouse: WarehouseResource, market: MarketResource
+        context: AssetCheckExecutionContext, warehouse: WarehouseResource
     ) -> Iterator[AssetCheckResult]:
-        timeframe = market.base_timeframe
         window = context.op_execution_context.partition_time_window
         selected = {key.name for key in context.selected_asset_check_keys}
-        db = warehouse.open()
-        try:
+        with warehouse.open() as db:
             yield from check_window(db, timeframe.name, timeframe.seconds, window.start, window.end, selected)
-        finally:
-            db.dispose()
 
     return [raw_ohlc_checks]

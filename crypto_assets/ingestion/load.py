@@ -22,7 +22,7 @@ from crypto_assets.market import Timeframe
 from crypto_assets.warehouse import Warehouse
 from crypto_assets.warehouse.bulk import to_arrow
 from crypto_assets.warehouse.candles import WriteCounts, stored_days, upsert_candles, upsert_quarantine
-from crypto_assets.warehouse.schema import KEY_COLUMNS, VALUE_COLUMNS
+from crypto_assets.warehouse.schema import KEY_COLUMNS, VALUE_COLUMNS, ensure_ingestion_tables
 
 _DAY_NS = 86_400 * 10**9
 #: day index of rows that belong to no day of the window (no timestamp, or dated outside it)
@@ -65,7 +65,11 @@ def load_window(
     run_id: str | None = None,
     on_write: OnWrite | None = None,
 ) -> LoadReport:
-    """Fetch [start, end) of `symbols` from `source` and store it, each UTC day all-or-nothing."""
+    """Fetch [start, end) of `symbols` from `source` and store it, each UTC day all-or-nothing.
+    The ingestion tables (raw_ohlc, ohlc_quarantine, ohlc_unfillable_gaps) are created here, by
+    the writer that owns them, when missing."""
+    with warehouse.begin() as connection:
+        ensure_ingestion_tables(connection)
     batch = source.fetch(symbols, timeframe, start, end)
     frame = batch.frame
     # Rows of configured symbols that this run was not asked for are not input at all.

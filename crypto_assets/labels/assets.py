@@ -16,10 +16,13 @@ from dagster import (
 from pydantic import Field, create_model
 
 from crypto_assets.automation.conditions import REBUILD_ON_UPSTREAM_UPDATE
-from crypto_assets.labels.store import ensure_label_table, label_table, read_base_bars, rewrite_labels
+from crypto_assets.labels.store import ensure_label_table, label_table, rewrite_labels
 from crypto_assets.labels.strategies import ChannelParams, DcaParams, SwingParams, label_bars
+from crypto_assets.market import Timeframe
 from crypto_assets.names import LABELS_GROUP, WAREHOUSE_POOL
-from crypto_assets.resources import MarketResource, WarehouseResource
+from crypto_assets.prerequisites import require_tables
+from crypto_assets.resources import WarehouseResource
+from crypto_assets.warehouse.candles import read_bars
 
 COMMON_RULES = (
     "Triple barrier on each bar's high and low from the bar after the entry (entry at the entry "
@@ -74,7 +77,8 @@ RULES = {
 }
 
 
-def build_label_asset(strategy: str) -> AssetsDefinition:
+def build_label_asset(strategy: str, base: Timeframe) -> AssetsDefinition:
+    """The labels of `strategy`'s entries on the `base` timeframe's candles."""
     params_class, rule = RULES[strategy]
     config_type = config_class(params_class)
 
@@ -91,19 +95,15 @@ def build_label_asset(strategy: str) -> AssetsDefinition:
         context: AssetExecutionContext,
         config: config_type,
         warehouse: WarehouseResource,
-        market: MarketResource,
     ) -> MaterializeResult:
         params = params_class(**{f.name: getattr(config, f.name) for f in fields(params_class)})
-        base = market.base_timeframe
-        db = warehouse.open()
-        try:
+        with warehouse.open() as db:
+            require_tables(db, "raw_ohlc")
             with db.begin() as connection:
                 ensure_label_table(connection, strategy)
-                bars = read_base_bars(connection, base.name)
+                bars = read_bars(connection, base.name)
                 rows = label_bars(strategy, bars, params, base.seconds)
                 rewrite_labels(connection, strategy, base.name, rows)
-        finally:
-            db.dispose()
         counts = rows["outcome"].value_counts().to_dict() if len(rows) else {}
         context.log.info(f"{strategy}: {len(rows)} closed labels from {len(bars)} bars ({counts})")
         return MaterializeResult(
@@ -120,5 +120,5 @@ def build_label_asset(strategy: str) -> AssetsDefinition:
     return labels
 
 
-def build_label_assets() -> list[AssetsDefinition]:
-    return [build_label_asset(strategy) for strategy in RULES]
+def build_label_assets(base: Timeframe) -> list[AssetsDefinition]:
+    return [build_label_asset(strategy, base) for strategy in RULES]

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from crypto_assets.features.indicators import BAR_COLUMNS
 from crypto_assets.labels.strategies import LABEL_COLUMNS
 from crypto_assets.warehouse.bulk import append_frame
-from crypto_assets.warehouse.frames import read_frame
 
 if TYPE_CHECKING:  # loaded on first use, not with the code location
     import pandas as pd
@@ -40,23 +38,6 @@ def ensure_label_table(connection: Connection, strategy: str) -> None:
         )
         """
     )
-
-
-def read_base_bars(connection: Connection, timeframe: str) -> pd.DataFrame:
-    import pandas as pd
-
-    frame = read_frame(
-        connection,
-        "SELECT exchange, symbol, timeframe, ts, open, high, low, close, volume "
-        "FROM raw_ohlc WHERE timeframe = :timeframe",
-        {"timeframe": timeframe},
-        timestamps=["ts"],
-    )
-    if frame.empty:
-        return pd.DataFrame({c: pd.Series(dtype="float64") for c in BAR_COLUMNS})
-    for column in ("open", "high", "low", "close", "volume"):
-        frame[column] = frame[column].astype("float64")
-    return frame
 
 
 def rewrite_labels(connection: Connection, strategy: str, timeframe: str, labels: pd.DataFrame) -> None:

@@ -25,11 +25,13 @@ from pydantic import Field
 from crypto_assets.automation.retraining import RETRAIN_WEEKLY
 from crypto_assets.labels.assets import RULES
 from crypto_assets.labels.store import label_table
+from crypto_assets.market import Timeframe
 from crypto_assets.models.fit_and_register import TrainingReport, TrainingSettings
 from crypto_assets.models.tracking import MlflowResource
 from crypto_assets.models.training import ModelParams
 from crypto_assets.names import MODELS_GROUP, WAREHOUSE_POOL
-from crypto_assets.resources import MarketResource, WarehouseResource
+from crypto_assets.prerequisites import require_tables
+from crypto_assets.resources import WarehouseResource
 
 AUC_CHECK = "oos_auc_above_floor"
 FOLDS_CHECK = "no_empty_fold"
@@ -81,7 +83,8 @@ class ModelConfig(Config):
         )  # fmt: skip
 
 
-def build_model_asset(strategy: str) -> AssetsDefinition:
+def build_model_asset(strategy: str, base: Timeframe) -> AssetsDefinition:
+    """The model of `strategy`, trained on its labels of the `base` timeframe."""
     labels = AssetKey(label_table(strategy))
     key = model_key(strategy)
     specs = [
@@ -120,19 +123,15 @@ def build_model_asset(strategy: str) -> AssetsDefinition:
         context: AssetExecutionContext,
         config: ModelConfig,
         warehouse: WarehouseResource,
-        market: MarketResource,
         mlflow: MlflowResource,
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         from crypto_assets.models.dataset import read_training_set
         from crypto_assets.models.fit_and_register import fit_and_register
 
-        base = market.base_timeframe
-        db = warehouse.open()
-        try:
+        with warehouse.open() as db:
+            require_tables(db, label_table(strategy), "features")
             with db.read() as connection:
                 training_set = read_training_set(connection, label_table(strategy), base)
-        finally:
-            db.dispose()
         report = fit_and_register(
             training_set,
             strategy=strategy,
@@ -149,8 +148,8 @@ def build_model_asset(strategy: str) -> AssetsDefinition:
     return model
 
 
-def build_model_assets() -> list[AssetsDefinition]:
-    return [build_model_asset(strategy) for strategy in RULES]
+def build_model_assets(base: Timeframe) -> list[AssetsDefinition]:
+    return [build_model_asset(strategy, base) for strategy in RULES]
 
 
 def models_by_labels() -> dict[AssetKey, AssetKey]:

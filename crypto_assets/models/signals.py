@@ -30,7 +30,8 @@ from crypto_assets.market import Timeframe
 from crypto_assets.models.assets import model_key
 from crypto_assets.models.tracking import CHAMPION, MlflowResource
 from crypto_assets.names import MODELS_GROUP, WAREHOUSE_POOL
-from crypto_assets.resources import MarketResource, WarehouseResource
+from crypto_assets.prerequisites import require_tables
+from crypto_assets.resources import WarehouseResource
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,7 +65,9 @@ NO_CHAMPION = "no strategy has a champion model yet"
 RULE_LOOKBACK_BARS = 400
 
 
-def build_signals_asset() -> AssetsDefinition:
+def build_signals_asset(base: Timeframe) -> AssetsDefinition:
+    """strategy_signals: the newest closed `base` bar of every symbol, scored by the champions."""
+
     @asset(
         name=SIGNALS_TABLE,
         group_name=MODELS_GROUP,
@@ -91,10 +94,8 @@ def build_signals_asset() -> AssetsDefinition:
     def strategy_signals(
         context: AssetExecutionContext,
         warehouse: WarehouseResource,
-        market: MarketResource,
         mlflow: MlflowResource,
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
-        base = market.base_timeframe
         champions = {s: mlflow.version_by_alias(s, CHAMPION) for s in RULES}
         missing = sorted(s for s, version in champions.items() if version is None)
         if len(missing) == len(champions):
@@ -102,14 +103,12 @@ def build_signals_asset() -> AssetsDefinition:
                 description=f"{NO_CHAMPION}: materialize dca_model, swing_model "
                 "and channel_model; a model becomes champion only when it shows an edge out of sample"
             )
-        db = warehouse.open()
-        try:
+        with warehouse.open() as db:
+            require_tables(db, "raw_ohlc", "features")
             with db.begin() as connection:
                 rows = score_newest(connection, base, champions, mlflow)
                 write_signals(connection, rows)
                 stored = int(connection.exec_driver_sql(f"SELECT count(*) FROM {SIGNALS_TABLE}").scalar_one())
-        finally:
-            db.dispose()
         versions = {s: int(v.version) for s, v in champions.items() if v is not None}
         context.log.info(f"scored {len(rows)} (strategy, symbol) pairs with champions {versions}")
         yield MaterializeResult(

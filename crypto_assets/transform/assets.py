@@ -35,6 +35,7 @@ from pydantic import Field
 from crypto_assets.automation.conditions import REBUILD_ON_UPSTREAM_UPDATE
 from crypto_assets.market import Timeframe
 from crypto_assets.names import TRANSFORM_GROUP, WAREHOUSE_POOL
+from crypto_assets.prerequisites import require_tables
 from crypto_assets.resources import WarehouseResource
 from crypto_assets.transform.dbt_profile import patched_environ, vars_args
 from crypto_assets.transform.project import dbt_environment, prepare_manifest, prune_invocations
@@ -95,8 +96,8 @@ def build_transform(base_timeframe: Timeframe, warehouse_url: str) -> Transform:
         dbt: DbtCliResource,
         warehouse: WarehouseResource,
     ) -> Iterator[Output | MaterializeResult | AssetCheckResult]:
-        db = warehouse.open()  # reachable, and raw_ohlc exists even before the first load
-        db.dispose()
+        with warehouse.open() as db:  # reachable, and dbt's source exists
+            require_tables(db, "raw_ohlc")
         args = ["build", *vars_args(base_timeframe)]
         if wants_full_refresh(config, context.run.tags):
             args.append("--full-refresh")
@@ -140,12 +141,9 @@ def _with_row_counts(
     }
     counts: dict[str, int] = {}
     if tables:
-        db = warehouse.open()
-        try:
+        with warehouse.open() as db:
             for output_name, table in tables.items():
                 counts[output_name] = int(db.query(f'SELECT count(*) AS n FROM "{table}"')["n"].iloc[0])
-        finally:
-            db.dispose()
     for event in events:
         if isinstance(event, Output) and event.output_name in counts:
             event = event.with_metadata({**event.metadata, "dagster/row_count": counts[event.output_name]})

@@ -1,5 +1,5 @@
 """Warehouse domain: one SQLAlchemy-based interface over DuckDB and PostgreSQL."""
 
-from crypto_assets.warehouse.engine import Warehouse
+from crypto_assets.warehouse.engine import Warehouse, WarehouseBusy
 
-__all__ = ["Warehouse"]
+__all__ = ["Warehouse", "WarehouseBusy"]

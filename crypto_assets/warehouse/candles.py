@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from crypto_assets.warehouse.bulk import append_frame, drop_staged, stage_frame, to_arrow
-from crypto_assets.warehouse.schema import KEY_COLUMNS, VALUE_COLUMNS
+from crypto_assets.warehouse.schema import BAR_COLUMNS, KEY_COLUMNS, VALUE_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -162,3 +162,30 @@ def upsert_quarantine(connection: Connection, rows: pd.DataFrame, run_id: str | 
     finally:
         drop_staged(connection, "staged_quarantine")
     return len(frame)
+
+
+def read_bars(
+    connection: Connection, timeframe: str, table: str = "raw_ohlc", since: pd.Timestamp | None = None
+) -> pd.DataFrame:
+    """Bars of `timeframe` from `table` (raw_ohlc or a resampled dbt model; resampled buckets only
+    when complete and closed), prices and volume as float64."""
+    import pandas as pd
+
+    from crypto_assets.warehouse.frames import read_frame
+
+    columns = ", ".join(BAR_COLUMNS)
+    where = ["timeframe = :timeframe"]
+    if table != "raw_ohlc":
+        where.append("is_complete AND is_closed")
+    params: dict = {"timeframe": timeframe}
+    if since is not None:
+        where.append("ts >= :since")
+        params["since"] = since.to_pydatetime()
+    frame = read_frame(
+        connection, f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)}", params, timestamps=["ts"]
+    )
+    if frame.empty:
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in BAR_COLUMNS})
+    for column in ("open", "high", "low", "close", "volume"):
+        frame[column] = frame[column].astype("float64")
+    return frame

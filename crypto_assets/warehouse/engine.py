@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -38,15 +39,30 @@ def normalize_url(url: str) -> sa.URL:
     )
 
 
+class WarehouseBusy(UserError):
+    """The DuckDB file is held by another process that writes it (DuckDB allows one writer per
+    file): reading it has to wait until that process is done."""
+
+
 class Warehouse:
     """A connection factory plus the few dialect facts the rest of the code needs.
 
     DuckDB allows one writing process per file, so DuckDB connections are opened per use
     (no pool holding the file lock) and read-only where the caller only reads.
+
+    Use it as a context manager (`with Warehouse(url) as db:`): leaving the block disposes the
+    engine. A DuckDB engine still alive at interpreter exit makes DuckDB's bindings print a
+    "leaked instance" report.
     """
 
     def __init__(self, url: str) -> None:
         self.url = normalize_url(url)
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.dispose()
 
     @property
     def dialect(self) -> str:
@@ -123,9 +139,19 @@ class Warehouse:
             result = connection.execute(sa.text(sql), params or {})
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
+    def has_table(self, name: str) -> bool:
+        """Whether table `name` exists; never creates a DuckDB file that does not exist yet."""
+        import sqlalchemy as sa
+
+        if self.is_duckdb and not self._duckdb_file_exists():
+            return False
+        with self.read() as connection:
+            return sa.inspect(connection).has_table(name)
+
     def dispose(self) -> None:
         if "engine" in self.__dict__:
             self.engine.dispose()
+            del self.__dict__["engine"]
 
     def _duckdb_file_exists(self) -> bool:
         database = self.url.database
@@ -138,8 +164,15 @@ class Warehouse:
         try:
             yield
         except OperationalError as error:
+            first_line = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+            if self.is_duckdb and "could not set lock" in first_line.lower():
+                pid = re.search(r"\(PID (\d+)\)", first_line)
+                raise WarehouseBusy(
+                    f"the warehouse {self.describe()} is held by "
+                    f"{f'process {pid.group(1)}' if pid else 'another process'}, which is writing it "
+                    "(DuckDB allows one writer per file); try again when it is done"
+                ) from error
             if "connect" in str(error).lower() or "could not" in str(error).lower():
-                first_line = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
                 raise UserError(
                     f"cannot reach the warehouse {self.describe()}: {first_line}; check "
                     "CRYPTO_ASSETS_WAREHOUSE_URL and that the server is running"

@@ -9,6 +9,8 @@ if TYPE_CHECKING:
 
 KEY_COLUMNS = ["exchange", "symbol", "timeframe", "ts"]
 VALUE_COLUMNS = ["open", "high", "low", "close", "volume"]
+#: a bar as readers of raw_ohlc and of the resampled dbt models see it
+BAR_COLUMNS = [*KEY_COLUMNS, *VALUE_COLUMNS]
 
 RAW_OHLC_DDL = """
 CREATE TABLE IF NOT EXISTS raw_ohlc (
