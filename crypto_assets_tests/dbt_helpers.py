@@ -14,7 +14,6 @@ from crypto_assets.ingestion.sources.synthetic import SyntheticSource
 from crypto_assets.market import Timeframe
 from crypto_assets.resources import WarehouseResource
 from crypto_assets.transform.assets import Transform
-from crypto_assets.transform.resources import build_dbt_resources
 from crypto_assets.warehouse import Warehouse
 from crypto_assets.warehouse.candles import upsert_candles
 from crypto_assets.warehouse.schema import ensure_ingestion_tables
@@ -76,7 +75,7 @@ def build_models(
     """One run of the dbt assets, as Dagster runs them (real resources, real dbt)."""
     return materialize(
         transform.assets,
-        resources={"warehouse": WarehouseResource(url=warehouse_url), **build_dbt_resources(BASE)},
+        resources={"warehouse": WarehouseResource(url=warehouse_url), **transform.resources},
         run_config={"ops": {"transform_dbt": {"config": {"full_refresh": full_refresh}}}},
         raise_on_error=False,
     )

@@ -8,6 +8,8 @@ invocation costs several seconds, so each test batches its assertions per invoca
 
 from __future__ import annotations
 
+import logging
+import os
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -15,6 +17,9 @@ import pytest
 
 from crypto_assets.market import Timeframe
 from crypto_assets.transform.assets import Transform, build_transform
+from crypto_assets.transform.dbt_profile import warehouse_env
+from crypto_assets.transform.launcher import HANDOFF
+from crypto_assets.transform.project import DbtSetup
 from crypto_assets.warehouse import Warehouse
 from crypto_assets_tests.dbt_helpers import (
     BASE,
@@ -39,7 +44,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="session")
 def dbt_transform() -> Transform:
     """The dbt assets for base timeframe 15m; prepares the manifest once if it is missing."""
-    return build_transform(BASE, "duckdb:///unused.duckdb")
+    return build_transform(DbtSetup(BASE), "duckdb:///unused.duckdb")
 
 
 LONG_AGO = datetime(2025, 1, 1, tzinfo=UTC)
@@ -160,3 +165,37 @@ def test_a_failing_dbt_test_is_a_failed_asset_check(dbt_transform, warehouse_url
     assert len(checks) == 25
     [failure] = result.get_step_failure_events()
     assert "volume_non_negative" in failure.step_failure_data.user_failure_data.description
+
+
+def test_a_dbt_run_hands_the_warehouse_to_dbt_alone(
+    dbt_transform,
+    warehouse_url: str,
+    warehouse: Warehouse,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+):
+    """The profile's variables (the warehouse password among them) reach the dbt process only:
+    never this process's os.environ, which every thread and subprocess of a run shares, not even
+    for the moment dbt starts; and no copy of them is left on disk."""
+    write_bars(warehouse, synthetic_bars("BTC-USD", "2025-03-01", "2025-03-02"))
+    written: list[str] = []
+    set_item = os._Environ.__setitem__
+
+    def recording_set_item(environ, name, value):
+        written.append(name)
+        set_item(environ, name, value)
+
+    monkeypatch.setattr(os._Environ, "__setitem__", recording_set_item)
+    before = dict(os.environ)
+    caplog.set_level(logging.INFO)
+
+    result = build_models(dbt_transform, warehouse_url)
+
+    assert result.success
+    assert int(warehouse.query("SELECT count(*) AS n FROM ohlc_1h")["n"].iloc[0]) == 24
+    dbt_variables = {*warehouse_env(warehouse_url), "DBT_TARGET_PATH", "DBT_PROFILES_DIR", "DBT_PROJECT_DIR"}
+    assert not dbt_variables & set(written), f"set in os.environ: {sorted(dbt_variables & set(written))}"
+    assert dict(os.environ) == before
+    assert not list(DbtSetup(BASE).target_dir.glob(f"*/{HANDOFF}"))
+    # the dbt adapter dagster-dbt would load in this process (transform/resources.py) stays unloaded
+    assert "dbt adapter" not in caplog.text
