@@ -74,7 +74,7 @@ from benchmarks.common import (  # noqa: E402
 from crypto_assets.ingestion.load import load_window  # noqa: E402
 from crypto_assets.ingestion.sources.synthetic import SyntheticSource  # noqa: E402
 from crypto_assets.market import Timeframe  # noqa: E402
-from crypto_assets.transform.project import BY_HAND, prepare_manifest, run_dbt, target_dir  # noqa: E402
+from crypto_assets.transform.project import DbtSetup  # noqa: E402
 from crypto_assets.warehouse import Warehouse  # noqa: E402
 from crypto_assets.warehouse.schema import ensure_ingestion_tables  # noqa: E402
 
@@ -180,12 +180,13 @@ def dbt_run(url: str, base: Timeframe, *, full_refresh: bool) -> dict:
     """One `dbt run` of the models; wall-clock seconds and per-model execution time and rows."""
     # one model at a time, so the models' execution times add up to the SQL work of the run
     args = ["run", "--threads", "1", "--select", *MODELS] + (["--full-refresh"] if full_refresh else [])
+    setup = DbtSetup(base)
     started = time.perf_counter()
-    result = run_dbt(args, warehouse_url=url, base_timeframe=base, capture=True)
+    result = setup.run(args, url, capture=True)
     wall = time.perf_counter() - started
     if result.returncode != 0:
         raise BenchmarkError(f"dbt {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
-    results = json.loads((target_dir(base) / BY_HAND / "run_results.json").read_text())["results"]
+    results = json.loads((setup.by_hand_dir / "run_results.json").read_text())["results"]
     models = {
         r["unique_id"].rsplit(".", 1)[-1]: (r["execution_time"], r["adapter_response"].get("rows_affected"))
         for r in results
@@ -316,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     window = Window.of(args.symbols, args.days, args.timeframe)
-    prepare_manifest(window.timeframe, "duckdb:///unused.duckdb")
+    DbtSetup(window.timeframe).prepare_manifest("duckdb:///unused.duckdb")
     facts = machine_facts([("dbt", "dbt-core 1.11, run through python -m crypto_assets.transform")])
     log(f"generating {window.describe()} (untimed)")
     batch = synthetic_batch(window)

@@ -8,13 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import sqlalchemy as sa
-from dagster import AssetCheckEvaluation, ExecuteInProcessResult, materialize
+from dagster import AssetCheckEvaluation, DagsterInstance, ExecuteInProcessResult, materialize
 
 from crypto_assets.ingestion.sources.synthetic import SyntheticSource
 from crypto_assets.market import Timeframe
 from crypto_assets.resources import WarehouseResource
 from crypto_assets.transform.assets import Transform
-from crypto_assets.transform.resources import build_dbt_resources
 from crypto_assets.warehouse import Warehouse
 from crypto_assets.warehouse.candles import upsert_candles
 from crypto_assets.warehouse.schema import ensure_ingestion_tables
@@ -71,13 +70,18 @@ def raw_bars(warehouse: Warehouse) -> pd.DataFrame:
 
 
 def build_models(
-    transform: Transform, warehouse_url: str, *, full_refresh: bool = False
+    transform: Transform,
+    warehouse_url: str,
+    *,
+    full_refresh: bool = False,
+    instance: DagsterInstance | None = None,
 ) -> ExecuteInProcessResult:
     """One run of the dbt assets, as Dagster runs them (real resources, real dbt)."""
     return materialize(
         transform.assets,
-        resources={"warehouse": WarehouseResource(url=warehouse_url), **build_dbt_resources(BASE)},
+        resources={"warehouse": WarehouseResource(url=warehouse_url), **transform.resources},
         run_config={"ops": {"transform_dbt": {"config": {"full_refresh": full_refresh}}}},
+        instance=instance,
         raise_on_error=False,
     )
 

@@ -8,13 +8,23 @@ invocation costs several seconds, so each test batches its assertions per invoca
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
 from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
+import psycopg
 import pytest
+from dagster import instance_for_test
+from psycopg import sql
 
 from crypto_assets.market import Timeframe
 from crypto_assets.transform.assets import Transform, build_transform
+from crypto_assets.transform.dbt_profile import warehouse_env
+from crypto_assets.transform.launcher import HANDOFF
+from crypto_assets.transform.project import DbtSetup
 from crypto_assets.warehouse import Warehouse
 from crypto_assets_tests.dbt_helpers import (
     BASE,
@@ -32,6 +42,7 @@ from crypto_assets_tests.dbt_helpers import (
     synthetic_bars,
     write_bars,
 )
+from crypto_assets_tests.pg import postgres_admin_url, scratch_database
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +50,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="session")
 def dbt_transform() -> Transform:
     """The dbt assets for base timeframe 15m; prepares the manifest once if it is missing."""
-    return build_transform(BASE, "duckdb:///unused.duckdb")
+    return build_transform(DbtSetup(BASE), "duckdb:///unused.duckdb")
 
 
 LONG_AGO = datetime(2025, 1, 1, tzinfo=UTC)
@@ -160,3 +171,82 @@ def test_a_failing_dbt_test_is_a_failed_asset_check(dbt_transform, warehouse_url
     assert len(checks) == 25
     [failure] = result.get_step_failure_events()
     assert "volume_non_negative" in failure.step_failure_data.user_failure_data.description
+
+
+def test_a_dbt_run_hands_the_warehouse_to_dbt_alone(
+    dbt_transform,
+    warehouse_url: str,
+    warehouse: Warehouse,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+):
+    """The profile's variables (the warehouse password among them) reach the dbt process only:
+    never this process's os.environ, which every thread and subprocess of a run shares, not even
+    for the moment dbt starts; and no copy of them is left on disk."""
+    write_bars(warehouse, synthetic_bars("BTC-USD", "2025-03-01", "2025-03-02"))
+    written: list[str] = []
+    set_item = os._Environ.__setitem__
+
+    def recording_set_item(environ, name, value):
+        written.append(name)
+        set_item(environ, name, value)
+
+    monkeypatch.setattr(os._Environ, "__setitem__", recording_set_item)
+    before = dict(os.environ)
+    caplog.set_level(logging.INFO)
+
+    result = build_models(dbt_transform, warehouse_url)
+
+    assert result.success
+    assert int(warehouse.query("SELECT count(*) AS n FROM ohlc_1h")["n"].iloc[0]) == 24
+    dbt_variables = {*warehouse_env(warehouse_url), "DBT_TARGET_PATH", "DBT_PROFILES_DIR", "DBT_PROJECT_DIR"}
+    assert not dbt_variables & set(written), f"set in os.environ: {sorted(dbt_variables & set(written))}"
+    assert dict(os.environ) == before
+    assert not list(DbtSetup(BASE).target_dir.glob(f"*/{HANDOFF}"))
+    # the dbt adapter dagster-dbt would load in this process (transform/resources.py) stays unloaded
+    assert "dbt adapter" not in caplog.text
+
+
+@pytest.mark.postgres
+def test_the_warehouse_password_reaches_dbt_and_no_log(dbt_transform, caplog: pytest.LogCaptureFixture):
+    """As a role that logs in with a password: dbt connects as that role, and the password is in
+    none of the run's logs nor any file dbt leaves in its target folder. (Where the server checks
+    passwords, dbt connecting also proves the password reached it; a `trust` server does not.)"""
+    admin = postgres_admin_url()
+    role, password = f"crypto_assets_dbt_{secrets.token_hex(4)}", secrets.token_hex(16)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+        )
+    try:
+        with scratch_database(admin, "crypto_assets_test") as admin_url:
+            parts = urlsplit(admin_url)
+            with psycopg.connect(admin_url, autocommit=True) as connection:
+                connection.execute(
+                    sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                        sql.Identifier(parts.path.lstrip("/")), sql.Identifier(role)
+                    )
+                )
+            netloc = f"{role}:{password}@{parts.hostname}:{parts.port or 5432}"
+            url = urlunsplit(parts._replace(netloc=netloc))
+            warehouse = Warehouse(url)
+            try:
+                write_bars(warehouse, synthetic_bars("BTC-USD", "2025-03-01", "2025-03-02"))
+                caplog.set_level(logging.DEBUG)
+                with instance_for_test() as instance:
+                    result = build_models(dbt_transform, url, instance=instance)
+                    messages = [entry.message for entry in instance.all_logs(result.run_id)]
+                assert result.success
+                built = warehouse.query("SELECT tableowner FROM pg_tables WHERE tablename = 'ohlc_1h'")
+                assert built["tableowner"].tolist() == [role]
+            finally:
+                warehouse.dispose()
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+    assert messages and not [m for m in messages if password in m]
+    assert password not in caplog.text
+    [folder] = DbtSetup(BASE).target_dir.glob(f"transform_dbt-{result.run_id[:8]}-*")
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    assert any(path.name == "dbt.log" for path in files)
+    assert not [path.name for path in files if password.encode() in path.read_bytes()]

@@ -18,7 +18,6 @@ from dagster import (
 from crypto_assets.errors import UserError
 from crypto_assets.market import Timeframe
 from crypto_assets.names import WAREHOUSE_POOL
-from crypto_assets.transform import project
 from crypto_assets.transform.__main__ import main as dbt_by_hand
 from crypto_assets.transform.assets import (
     AUTOMATION_SENSOR,
@@ -29,7 +28,9 @@ from crypto_assets.transform.assets import (
     build_transform,
     wants_full_refresh,
 )
-from crypto_assets.transform.dbt_profile import patched_environ, warehouse_env
+from crypto_assets.transform.dbt_profile import warehouse_env
+from crypto_assets.transform.launcher import HANDOFF, take_handoff, write_handoff
+from crypto_assets.transform.project import DbtSetup
 
 BASE = Timeframe.parse("15m")
 MODELS = {"ohlc_1h", "ohlc_4h", "ohlc_1d", "ohlc_today", "ohlc_recent"}
@@ -40,7 +41,7 @@ WINDOW_CHECKS = SHARED_CHECKS | {"within_window"}
 
 @pytest.fixture(scope="module")
 def transform() -> Transform:
-    return build_transform(BASE, "duckdb:///unused.duckdb")
+    return build_transform(DbtSetup(BASE), "duckdb:///unused.duckdb")
 
 
 def test_models_sit_downstream_of_raw_ohlc_in_the_transform_group(transform: Transform):
@@ -115,22 +116,26 @@ def test_profile_env_for_postgres_keeps_the_password_secret_and_sessions_utc():
         warehouse_env("postgresql://127.0.0.1/postgres?application_name=x")
 
 
-def test_patched_environ_restores_what_was_there(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("DBT_WAREHOUSE_TARGET", "before")
-    monkeypatch.delenv("DBT_WAREHOUSE_DUCKDB_PATH", raising=False)
-    with patched_environ({"DBT_WAREHOUSE_TARGET": "duckdb", "DBT_WAREHOUSE_DUCKDB_PATH": "/x.duckdb"}):
-        assert os.environ["DBT_WAREHOUSE_DUCKDB_PATH"] == "/x.duckdb"
-    assert os.environ["DBT_WAREHOUSE_TARGET"] == "before"
-    assert "DBT_WAREHOUSE_DUCKDB_PATH" not in os.environ
+def test_the_profile_handoff_is_private_and_read_once(tmp_path: Path):
+    """What an invocation hands its dbt process (the launcher) holds the password: owner-only,
+    and gone once read."""
+    path = write_handoff(tmp_path, {"DBT_ENV_SECRET_WAREHOUSE_PG_PASSWORD": "s@cret"})
+    assert path == tmp_path / HANDOFF
+    assert path.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(FileExistsError):  # never written over, so never another invocation's file
+        write_handoff(tmp_path, {})
+    assert take_handoff(tmp_path) == {"DBT_ENV_SECRET_WAREHOUSE_PG_PASSWORD": "s@cret"}
+    assert not path.exists()
+    assert take_handoff(tmp_path) == {}
 
 
 def test_every_dbt_command_gets_the_base_timeframe():
-    assert project.dbt_command(["build", "--select", "ohlc_1h"], Timeframe.parse("1h"))[-2:] == [
+    assert DbtSetup(Timeframe.parse("1h")).command(["build", "--select", "ohlc_1h"])[-2:] == [
         "--vars",
         json.dumps({"base_timeframe": "1h"}),
     ]
-    assert "--vars" not in project.dbt_command(["clean"], BASE)
-    assert project.dbt_command(["run", "--vars", "{}"], BASE).count("--vars") == 1
+    assert "--vars" not in DbtSetup(BASE).command(["clean"])
+    assert DbtSetup(BASE).command(["run", "--vars", "{}"]).count("--vars") == 1
 
 
 def test_full_refresh_from_run_config_or_run_tag():
@@ -152,11 +157,10 @@ def test_by_hand_env_exports_the_profile_of_the_configured_warehouse(
 
 
 @pytest.fixture
-def project_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of dbt_project/ without its target, which the project module then works on."""
+def project_copy(tmp_path: Path) -> Path:
+    """A copy of dbt_project/ without its target."""
     copy = tmp_path / "dbt_project"
-    shutil.copytree(project.project_dir(), copy, ignore=shutil.ignore_patterns("target", "logs"))
-    monkeypatch.setattr(project, "project_dir", lambda: copy)
+    shutil.copytree(DbtSetup(BASE).project_dir, copy, ignore=shutil.ignore_patterns("target", "logs"))
     return copy
 
 
@@ -166,16 +170,17 @@ def test_resampled_models_follow_the_base_timeframe(project_copy: Path, tmp_path
     url = f"duckdb:///{tmp_path / 'w.duckdb'}"
     enabled = {}
     for base in ("5m", "1h"):
-        manifest = json.loads(project.prepare_manifest(Timeframe.parse(base), url).read_text())
+        setup = DbtSetup(Timeframe.parse(base), project_dir=project_copy)
+        manifest = json.loads(setup.prepare_manifest(url).read_text())
         assert manifest["metadata"]["adapter_type"] == "duckdb"
         enabled[base] = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "model"}
     assert enabled["5m"] == {"ohlc_15m", "ohlc_1h", "ohlc_4h", "ohlc_1d", "ohlc_today", "ohlc_recent"}
     assert enabled["1h"] == {"ohlc_4h", "ohlc_1d", "ohlc_today", "ohlc_recent"}
     assert (project_copy / "target" / "base_5m" / "manifest.json").exists()
 
-    one_hour = Timeframe.parse("1h")
-    assert project.manifest_is_current(one_hour)
+    one_hour = DbtSetup(Timeframe.parse("1h"), project_dir=project_copy)
+    assert one_hour.manifest_is_current()
     model = project_copy / "models" / "resampled" / "ohlc_4h.sql"
-    later = project.manifest_path(one_hour).stat().st_mtime + 10
+    later = one_hour.manifest_path.stat().st_mtime + 10
     os.utime(model, (later, later))
-    assert not project.manifest_is_current(one_hour), "an edited model makes the manifest stale"
+    assert not one_hour.manifest_is_current(), "an edited model makes the manifest stale"

@@ -11,32 +11,29 @@ CRYPTO_ASSETS_HOME) and the base timeframe from CRYPTO_ASSETS_TIMEFRAME, as ever
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 
 from crypto_assets.errors import UserError
 from crypto_assets.settings import load_settings
-from crypto_assets.transform.project import BY_HAND, dbt_environment, prepare_manifest, run_dbt, target_dir
+from crypto_assets.transform.project import DbtSetup
 
 
 def main(argv: list[str]) -> int:
-    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     settings = load_settings()
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return 0
+    setup = DbtSetup(settings.timeframe)
     if argv[0] == "prepare":
-        path = prepare_manifest(settings.timeframe, settings.warehouse_url, force="--force" in argv)
-        print(f"dbt manifest for base timeframe {settings.timeframe}: {path}")
+        path = setup.prepare_manifest(settings.warehouse_url, force="--force" in argv)
+        print(f"dbt manifest for base timeframe {settings.timeframe.name}: {path}")
         return 0
     if argv[0] == "env":
-        env = dbt_environment(settings.warehouse_url, settings.timeframe)
-        env["DBT_TARGET_PATH"] = str(target_dir(settings.timeframe) / BY_HAND)  # not over the manifest
-        for name, value in env.items():
+        for name, value in setup.environment(settings.warehouse_url).items():
             print(f"export {name}={shlex.quote(value)}")
         return 0
-    return run_dbt(argv, warehouse_url=settings.warehouse_url, base_timeframe=settings.timeframe).returncode
+    return setup.run(argv, settings.warehouse_url).returncode
 
 
 if __name__ == "__main__":

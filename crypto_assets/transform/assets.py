@@ -1,7 +1,7 @@
 """The dbt models as Dagster assets: group "transform", downstream of raw_ohlc.
 
 - one `@dbt_assets` multi-asset built from the manifest prepared for the base timeframe
-  (crypto_assets.transform.project); dbt tests become asset checks on their models;
+  (crypto_assets.transform.project.DbtSetup); dbt tests become asset checks on their models;
 - the dbt source `warehouse.raw_ohlc` is the Dagster asset `raw_ohlc`, so the UI shows
   raw_ohlc -> ohlc_1h, ohlc_4h, ohlc_1d, ohlc_today, ohlc_recent;
 - each model rebuilds when raw_ohlc gets new data (declarative automation, evaluated by the
@@ -33,13 +33,10 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from pydantic import Field
 
 from crypto_assets.automation.conditions import REBUILD_ON_UPSTREAM_UPDATE
-from crypto_assets.market import Timeframe
 from crypto_assets.names import TRANSFORM_GROUP, WAREHOUSE_POOL
 from crypto_assets.prerequisites import require_tables
 from crypto_assets.resources import WarehouseResource
-from crypto_assets.transform.dbt_profile import patched_environ, vars_args
-from crypto_assets.transform.project import dbt_environment, prepare_manifest, prune_invocations
-from crypto_assets.transform.resources import build_dbt_resources, dbt_project
+from crypto_assets.transform.project import DbtSetup
 
 RAW_OHLC = AssetKey("raw_ohlc")
 FULL_REFRESH_TAG = "crypto_assets/dbt_full_refresh"
@@ -77,15 +74,14 @@ class Transform:
     resources: dict = field(default_factory=dict)
 
 
-def build_transform(base_timeframe: Timeframe, warehouse_url: str) -> Transform:
-    """The dbt assets for `base_timeframe`, preparing the manifest first if it is missing or stale
-    (normally done at install time; see crypto_assets.transform.project)."""
-    manifest = prepare_manifest(base_timeframe, warehouse_url)
-    project = dbt_project(base_timeframe)
+def build_transform(setup: DbtSetup, warehouse_url: str) -> Transform:
+    """The dbt assets of `setup`'s base timeframe, preparing the manifest first if it is missing or
+    stale (normally done at install time; see crypto_assets.transform.project)."""
+    manifest = setup.prepare_manifest(warehouse_url)
 
     @dbt_assets(
         manifest=manifest,
-        project=project,
+        project=setup.dbt_project(),
         dagster_dbt_translator=TransformTranslator(),
         name="transform_dbt",
         pool=WAREHOUSE_POOL,
@@ -98,17 +94,14 @@ def build_transform(base_timeframe: Timeframe, warehouse_url: str) -> Transform:
     ) -> Iterator[Output | MaterializeResult | AssetCheckResult]:
         with warehouse.open() as db:  # reachable, and dbt's source exists
             require_tables(db, "raw_ohlc")
-        args = ["build", *vars_args(base_timeframe)]
-        if wants_full_refresh(config, context.run.tags):
-            args.append("--full-refresh")
-        context.log.info(f"dbt {' '.join(args)} on {db.describe()}")
-        with patched_environ(dbt_environment(warehouse.url, base_timeframe)):
-            invocation = dbt.cli(args, context=context, raise_on_error=False)
-        # Events are collected and released when dbt has exited: on DuckDB the warehouse file
-        # is dbt's until then, and the row counts are read after it.
-        events = list(invocation.stream())
+        args = ["build", "--full-refresh"] if wants_full_refresh(config, context.run.tags) else ["build"]
+        context.log.info(f"dbt {' '.join(setup.with_vars(args))} on {db.describe()}")
+        with setup.invoke(dbt, args, context=context, warehouse_url=warehouse.url) as invocation:
+            # Events are collected and released when dbt has exited: on DuckDB the warehouse file
+            # is dbt's until then, and the row counts are read after it.
+            events = list(invocation.stream())
         yield from _with_row_counts(context, events, warehouse)
-        prune_invocations(base_timeframe)
+        setup.prune_invocations()
         if not invocation.is_successful():
             raise Failure(description=_failure_summary(invocation))
 
@@ -122,7 +115,7 @@ def build_transform(base_timeframe: Timeframe, warehouse_url: str) -> Transform:
         minimum_interval_seconds=30,
         description="Rebuilds the dbt models after raw_ohlc gets new candles.",
     )
-    return Transform(assets=[transform_dbt], sensors=[sensor], resources=build_dbt_resources(base_timeframe))
+    return Transform(assets=[transform_dbt], sensors=[sensor], resources={"dbt": setup.dbt_resource()})
 
 
 def wants_full_refresh(config: DbtBuildConfig, tags: Mapping[str, str]) -> bool:

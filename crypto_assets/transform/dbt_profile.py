@@ -1,22 +1,19 @@
-"""How dbt reaches the warehouse: the one place that turns CRYPTO_ASSETS_WAREHOUSE_URL (and the
-base timeframe) into dbt's environment and arguments.
+"""How dbt reaches the warehouse: the one place that turns a warehouse URL
+(CRYPTO_ASSETS_WAREHOUSE_URL, or the `warehouse` resource's) into the variables of dbt's profile.
 
 dbt_project/profiles.yml reads only the `DBT_WAREHOUSE_*` variables built here. The Dagster
-asset (crypto_assets.transform.assets), the manifest preparation (crypto_assets.transform.project)
-and the by-hand command line (`python -m crypto_assets.transform`) all use these functions, so
-the three cannot disagree about which database dbt writes.
+asset, the manifest preparation and the by-hand command line all get them through
+`crypto_assets.transform.project.DbtSetup`, so the three cannot disagree about which database
+dbt writes.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 
 from crypto_assets.errors import UserError
-from crypto_assets.market import Timeframe
 from crypto_assets.warehouse.engine import normalize_url
 
 TARGET_ENV = "DBT_WAREHOUSE_TARGET"
@@ -67,34 +64,3 @@ def warehouse_env(warehouse_url: str, environ: Mapping[str, str] | None = None) 
         PG_ENV["sslmode"]: sslmode if isinstance(sslmode, str) else sslmode[-1],
         "PGOPTIONS": options,
     }
-
-
-def dbt_vars(base_timeframe: Timeframe | str) -> dict[str, str]:
-    """The dbt vars every invocation passes (dbt_project.yml documents them)."""
-    name = (
-        base_timeframe.name if isinstance(base_timeframe, Timeframe) else Timeframe.parse(base_timeframe).name
-    )
-    return {"base_timeframe": name}
-
-
-def vars_args(base_timeframe: Timeframe | str) -> list[str]:
-    return ["--vars", json.dumps(dbt_vars(base_timeframe))]
-
-
-@contextmanager
-def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
-    """Set `values` in os.environ for the duration of the block, then restore what was there.
-
-    dagster-dbt starts dbt with a copy of os.environ and loads the profile in-process, so the
-    derived variables have to be in os.environ while an invocation is being started.
-    """
-    previous = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
