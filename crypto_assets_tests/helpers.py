@@ -1,8 +1,10 @@
-"""Helpers the tests share: run raw_ohlc through Dagster, and fingerprint a table."""
+"""Helpers the tests share: run raw_ohlc through Dagster, run the console script, fingerprint a table."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -80,3 +82,19 @@ def _fingerprint(frame: pd.DataFrame) -> tuple[int, str]:
 def metadata(result: ExecuteInProcessResult) -> dict:
     event = result.get_asset_materialization_events()[0]
     return {key: value.value for key, value in event.materialization.metadata.items()}
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [SCRIPT, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("crypto-assets: error: ")
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0]

@@ -14,7 +14,7 @@ import yaml
 
 from crypto_assets.cli.commands import _option_value
 from crypto_assets_tests.helpers import SCRIPT
-from crypto_assets_tests.test_production_topology import _group_alive, free_port
+from crypto_assets_tests.processes import _group_alive, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -31,8 +31,7 @@ import pytest
 import yaml
 
 from crypto_assets_tests.pg import dagster_pg_env, sqlalchemy_url, temporary_database
-from crypto_assets_tests.test_production_topology import (
-    DEPLOY,
+from crypto_assets_tests.processes import (
     STATUS_QUERY,
     Process,
     free_port,
@@ -44,7 +43,7 @@ from crypto_assets_tests.test_production_topology import (
     stop,
     unhealthy_daemons,
 )
-from crypto_assets_tests.topology import BY_NAME, CONTRACT_ENV
+from crypto_assets_tests.topology import BY_NAME, CONTRACT_ENV, DEPLOY
 
 pytestmark = [
     pytest.mark.slow,

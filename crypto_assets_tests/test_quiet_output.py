@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from crypto_assets_tests.test_cli import run
+from crypto_assets_tests.helpers import run
 
 #: a tqdm bar as Great Expectations prints them: `Calculating Metrics: 100%|█████| 21/21 [...]`
 PROGRESS_BAR = re.compile(r"\d+%\|")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,11 +43,12 @@ def load(instance: DagsterInstance, home: Path, first: str, last: str, **kwargs)
 
 def record_the_rest(instance: DagsterInstance) -> None:
     """Every asset but raw_ohlc materialized now; each model with a promoted champion."""
-    from crypto_assets.definitions import defs
+    from crypto_assets.code_location import build_defs
     from crypto_assets.models.assets import models_by_labels
+    from crypto_assets.settings import load_settings
 
     models = set(models_by_labels().values())
-    for node in defs.resolve_asset_graph().asset_nodes:
+    for node in build_defs(load_settings()).resolve_asset_graph().asset_nodes:
         if node.key.to_user_string() == "raw_ohlc":
             continue
         metadata = (
@@ -99,3 +101,29 @@ def test_an_old_day_backfilled_leaves_the_asset_fresh_and_the_symbols_stale(
     assert {f"symbol {symbol} stale" for symbol in SIX.split(",")} <= set(document["problems"])
     check = {c["check"]: c for c in document["checks"]}["raw_ohlc:symbol_freshness"]
     assert check["status"] == "failed" and "BTC-USD" in check["description"]
+
+
+def test_a_warehouse_held_by_a_writer_leaves_the_rest_of_status_standing(
+    instance: DagsterInstance, home: Path
+):
+    """On DuckDB a run writing the file locks everyone else out; status still reports what Dagster
+    recorded, says why the symbols were not checked, and does not count that as a problem."""
+    assert load(instance, home, days_ago(1), days_ago(0))
+    record_the_rest(instance)
+    hold = "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); sys.stdin.read()"
+    holder = subprocess.Popen(  # a writer: holds the file until told to stop
+        [sys.executable, "-c", hold, str(home / "warehouse.duckdb")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        busy = status()
+        document = json.loads(status("--json").stdout)
+    finally:
+        holder.communicate("", timeout=30)
+    assert busy.returncode == 0, busy.stdout + busy.stderr
+    assert f"is held by process {holder.pid}" in busy.stdout
+    assert "dca_model" in busy.stdout  # Dagster's view is all there
+    assert document["healthy"] is True and document["symbols"] == []
+    assert any("symbols not checked" in warning for warning in document["warnings"])
+    assert status().returncode == 0  # and once the writer is gone, the symbols are back

@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
+DEPLOY = REPO / "deploy"
+
 PASSWORD = "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in .env}"
 
 # The Dagster instance connection (deploy/dagster.yaml reads these).
