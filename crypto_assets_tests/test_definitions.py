@@ -11,7 +11,10 @@ import pytest
 from dagster import AssetKey, instance_for_test
 
 #: what a webserver, daemon or run worker must not pay for just to load the code location
-HEAVY = ["pandas", "pyarrow", "psycopg", "ccxt", "talib", "great_expectations", "mlflow", "sklearn"]
+HEAVY = [
+    "pandas", "numpy", "pyarrow", "sqlalchemy", "duckdb", "psycopg", "pgpq", "ccxt", "talib",
+    "great_expectations", "mlflow", "sklearn", "scipy", "matplotlib", "skops", "purgedcv",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("module", HEAVY)
@@ -51,8 +54,18 @@ def test_raw_ohlc_is_daily_partitioned_in_the_ingestion_group_with_its_checks():
 SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
 
 
+def condition_text(condition) -> str | None:
+    """An automation condition as its tree of Dagster operators, labels in brackets, e.g.
+    `AND[eager](in_latest_time_window, ...)`: any change of a clause shows."""
+    if condition is None:
+        return None
+    label = f"[{condition.get_label()}]" if condition.get_label() else ""
+    children = ", ".join(condition_text(child) for child in condition.children)
+    return f"{condition.name}{label}" + (f"({children})" if children else "")
+
+
 def graph_snapshot() -> dict:
-    """What a reviewer should see change: every asset, check, schedule and sensor of the real defs."""
+    """What a reviewer should see change: every asset, check, schedule and sensor of `defs`."""
     from crypto_assets.definitions import defs
 
     with instance_for_test():
@@ -60,29 +73,66 @@ def graph_snapshot() -> dict:
         repository = defs.get_repository_def()
     assets = {}
     for node in sorted(graph.asset_nodes, key=lambda n: n.key.to_user_string()):
-        condition = node.automation_condition
         policy = node.freshness_policy
+        checks = {}
+        for key in sorted(node.check_keys, key=lambda k: k.name):
+            spec = graph.get_check_spec(key)
+            checks[key.name] = {
+                "blocking": spec.blocking,
+                "automation": condition_text(spec.automation_condition),
+            }
         assets[node.key.to_user_string()] = {
             "group": node.group_name,
             "deps": sorted(key.to_user_string() for key in node.parent_keys),
-            "checks": sorted(key.name for key in node.check_keys),
-            "automation": condition.get_label() if condition is not None else None,
+            "checks": checks,
+            "automation": condition_text(node.automation_condition),
             "freshness_fail_window_s": int(policy.fail_window.to_timedelta().total_seconds())
             if policy
             else None,
             "partitioned": node.partitions_def is not None,
+            "pool": node.pools and sorted(node.pools),
+        }
+    sensors = {}
+    for sensor in repository.sensor_defs:
+        selection = getattr(sensor, "asset_selection", None)
+        target = sorted(k.to_user_string() for k in selection.resolve(graph)) if selection else None
+        sensors[sensor.name] = {
+            "default_status": sensor.default_status.value,
+            "job": sensor.job_name if sensor.has_jobs else None,
+            "targets": target,
         }
     return {
         "assets": assets,
-        "schedules": {s.name: [s.cron_schedule, s.default_status.value] for s in repository.schedule_defs},
-        "sensors": {s.name: s.default_status.value for s in repository.sensor_defs},
+        "schedules": {
+            s.name: {"cron": s.cron_schedule, "default_status": s.default_status.value, "job": s.job_name}
+            for s in repository.schedule_defs
+        },
+        "sensors": sensors,
     }
 
 
-def test_the_graph_matches_its_reviewed_snapshot():
+SNAPSHOT_PROBE = (
+    "import json; from crypto_assets_tests.test_definitions import graph_snapshot; "
+    "print(json.dumps(graph_snapshot(), indent=2, sort_keys=True))"
+)
+
+
+def snapshot_of_the_default_code_location(tmp_path: Path) -> dict:
+    """`graph_snapshot()` of `crypto_assets.definitions` loaded as Dagster loads it, in a fresh
+    process with none of the project's variables set: the documented defaults."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRYPTO_ASSETS_", "MLFLOW_"))}
+    env["CRYPTO_ASSETS_HOME"] = str(tmp_path / "home")
+    result = subprocess.run(
+        [sys.executable, "-c", SNAPSHOT_PROBE], capture_output=True, text=True, env=env, timeout=180
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_the_graph_matches_its_reviewed_snapshot(tmp_path: Path):
     """Any change to the graph (an asset, a dep, a check, a sensor dropped or switched off) shows
     here and in review. After an intended change: CRYPTO_ASSETS_UPDATE_SNAPSHOT=1 pytest -k snapshot."""
-    current = graph_snapshot()
+    current = snapshot_of_the_default_code_location(tmp_path)
     if os.environ.get("CRYPTO_ASSETS_UPDATE_SNAPSHOT"):
         SNAPSHOT.parent.mkdir(exist_ok=True)
         SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
