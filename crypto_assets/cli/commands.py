@@ -169,11 +169,10 @@ def run_demo(*, days: int) -> int:
 
 
 def _print_models(warehouse, base: Timeframe) -> None:
-    from crypto_assets.names import RESAMPLED_MODELS, WINDOW_MODELS
+    from crypto_assets.names import WINDOW_MODELS, resampled_models
     from crypto_assets.transform.summary import model_summary
 
-    coarser = [t for name, t in RESAMPLED_MODELS.items() if Timeframe.parse(name).seconds > base.seconds]
-    tables = [*coarser, *WINDOW_MODELS]  # the dbt models built for this base timeframe
+    tables = [*resampled_models(base).values(), *WINDOW_MODELS]  # the dbt models built for `base`
     print("\ndbt models (group transform): rows, and buckets missing base bars / still open")
     print(model_summary(warehouse, tables).to_string(index=False))
 

@@ -7,7 +7,7 @@ from crypto_assets.automation.conditions import REBUILD_ON_UPSTREAM_UPDATE
 from crypto_assets.features.indicators import OVERLAP_BARS, WARMUP_BARS
 from crypto_assets.features.refresh import refresh_features
 from crypto_assets.market import Timeframe
-from crypto_assets.names import FEATURES_GROUP, RESAMPLED_MODELS, WAREHOUSE_POOL
+from crypto_assets.names import FEATURES_GROUP, WAREHOUSE_POOL, resampled_models
 from crypto_assets.prerequisites import require_tables
 from crypto_assets.resources import WarehouseResource
 
@@ -21,9 +21,7 @@ class FeaturesConfig(Config):
 
 def build_features(base: Timeframe) -> AssetsDefinition:
     """The features asset, downstream of raw_ohlc and of the dbt models coarser than `base`."""
-    resampled = [
-        table for name, table in RESAMPLED_MODELS.items() if Timeframe.parse(name).seconds > base.seconds
-    ]
+    resampled = list(resampled_models(base).values())
 
     @asset(
         name="features",

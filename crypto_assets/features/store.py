@@ -15,7 +15,7 @@ from crypto_assets.features.indicators import (
     SERIES,
 )
 from crypto_assets.market import Timeframe
-from crypto_assets.names import RESAMPLED_MODELS
+from crypto_assets.names import resampled_models
 from crypto_assets.warehouse.bulk import append_frame, drop_staged
 
 if TYPE_CHECKING:  # loaded on first use, not with the code location
@@ -54,9 +54,7 @@ def bar_sources(connection: Connection, base: Timeframe) -> dict[str, str]:
     """timeframe -> table of its bars: raw_ohlc for the base, each dbt resampled model present."""
     import sqlalchemy as sa
 
-    candidates = [
-        table for name, table in RESAMPLED_MODELS.items() if Timeframe.parse(name).seconds > base.seconds
-    ]
+    candidates = list(resampled_models(base).values())
     present = set()
     if candidates:
         # a plain query read to the end (SQLAlchemy's inspector leaves a DuckDB result open)
@@ -69,7 +67,7 @@ def bar_sources(connection: Connection, base: Timeframe) -> dict[str, str]:
         )
         present = {row[0] for row in result.fetchall()}
     sources = {base.name: "raw_ohlc"}
-    for name, table in RESAMPLED_MODELS.items():
+    for name, table in resampled_models(base).items():
         if table in present:
             sources[name] = table
     return sources
