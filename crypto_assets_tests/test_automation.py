@@ -16,16 +16,12 @@ from dagster import (
     DefaultSensorStatus,
     Definitions,
     evaluate_automation_conditions,
-    materialize,
 )
 
 from crypto_assets.code_location import build_defs
-from crypto_assets.ingestion.checks import build_raw_ohlc_checks
 from crypto_assets.market import Timeframe
-from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource
 from crypto_assets.settings import load_settings
 from crypto_assets.warehouse import Warehouse
-from crypto_assets_tests.helpers import RAW_OHLC
 
 BASE = Timeframe.parse("15m")
 LABELS = {"strategy_dca_labels", "strategy_swing_labels", "strategy_channel_labels"}
@@ -34,9 +30,17 @@ MODELS = {"ohlc_1h", "ohlc_4h", "ohlc_1d", "ohlc_today", "ohlc_recent"}
 DAY = "2025-03-04"
 
 
-def code_location() -> tuple[Definitions, object]:
-    """The real code location (crypto_assets.code_location.build_defs), partitions from 2025."""
-    defs = build_defs(load_settings({"CRYPTO_ASSETS_START": "2025-01-01"}))
+def code_location(tmp_path: Path) -> tuple[Definitions, object]:
+    """The real code location (crypto_assets.code_location.build_defs) as its settings make it:
+    partitions from 2025, two symbols, a DuckDB warehouse and stores under `tmp_path`."""
+    settings = load_settings(
+        {
+            "CRYPTO_ASSETS_START": "2025-01-01",
+            "CRYPTO_ASSETS_SYMBOLS": "BTC-USD,ETH-USD",
+            "CRYPTO_ASSETS_HOME": str(tmp_path / "home"),
+        }
+    )
+    defs = build_defs(settings)
     return defs, defs.resolve_sensor_def("features_and_labels_automation")
 
 
@@ -44,24 +48,15 @@ class Deployment:
     """A code location, its instance and warehouse, and the automation's cursor between ticks."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.defs, _ = code_location()
+        self.defs, _ = code_location(tmp_path)
         self.instance = DagsterInstance.ephemeral()
-        self.url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+        self.url = f"duckdb:///{tmp_path / 'home' / 'warehouse.duckdb'}"
         self.cursor = None
 
     def load(self) -> bool:
-        """The schedule's run: raw_ohlc and its checks for one day."""
-        return materialize(
-            [RAW_OHLC, *build_raw_ohlc_checks(RAW_OHLC, Timeframe.parse("15m"))],
-            resources={
-                "warehouse": WarehouseResource(url=self.url),
-                "source": CandleSourceResource(spec="synthetic"),
-                "market": MarketResource(symbols="BTC-USD,ETH-USD"),
-            },
-            partition_key=DAY,
-            instance=self.instance,
-            raise_on_error=False,
-        ).success
+        """The schedule's run: its job (raw_ohlc and its checks) for one day."""
+        job = self.defs.resolve_job_def("refresh_raw_ohlc")
+        return job.execute_in_process(partition_key=DAY, instance=self.instance, raise_on_error=False).success
 
     def tick(self) -> set[str]:
         """One evaluation of every automation condition: the assets it requests."""
@@ -117,7 +112,8 @@ def test_a_failed_blocking_check_holds_every_downstream_asset_until_it_passes(tm
     deployment.dbt_build_passes()
     deployment.tick()
 
-    with Warehouse(deployment.url).begin() as connection:  # a bad candle written behind the loader's back
+    # a bad candle written behind the loader's back
+    with Warehouse(deployment.url) as warehouse, warehouse.begin() as connection:
         connection.exec_driver_sql(
             "INSERT INTO raw_ohlc VALUES ('synthetic', 'BTC-USD', '15m', '2025-03-04 10:07:00+00', "
             "100, 99, 95, 105, -1, '2025-03-05 00:00:00+00')"
@@ -126,15 +122,15 @@ def test_a_failed_blocking_check_holds_every_downstream_asset_until_it_passes(tm
     assert deployment.tick() == set()
     assert deployment.tick() == set()  # and stays held on later ticks
 
-    with Warehouse(deployment.url).begin() as connection:
+    with Warehouse(deployment.url) as warehouse, warehouse.begin() as connection:
         connection.exec_driver_sql("DELETE FROM raw_ohlc WHERE volume < 0")
     assert deployment.load()
     # the dbt tests passed before, so features may go in the same tick as the dbt models
     assert deployment.tick() == MODELS | DERIVED
 
 
-def test_the_sensor_is_on_and_targets_features_and_labels():
-    defs, sensor = code_location()
+def test_the_sensor_is_on_and_targets_features_and_labels(tmp_path: Path):
+    defs, sensor = code_location(tmp_path)
     assert sensor.default_status == DefaultSensorStatus.RUNNING
     targeted = sensor.asset_selection.resolve(defs.resolve_asset_graph())
     assert {key.to_user_string() for key in targeted} == DERIVED
