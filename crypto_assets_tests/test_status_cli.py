@@ -99,3 +99,31 @@ def test_an_old_day_backfilled_leaves_the_asset_fresh_and_the_symbols_stale(
     assert {f"symbol {symbol} stale" for symbol in SIX.split(",")} <= set(document["problems"])
     check = {c["check"]: c for c in document["checks"]}["raw_ohlc:symbol_freshness"]
     assert check["status"] == "failed" and "BTC-USD" in check["description"]
+
+
+def test_a_symbol_is_stale_by_the_window_of_its_freshness_check(instance: DagsterInstance, home: Path):
+    """One definition of a stale symbol: status judges by raw_ohlc's window (4 bars + 5 min), as
+    the symbol_freshness check does, not by a window of its own."""
+    import sqlalchemy as sa
+
+    from crypto_assets.warehouse import Warehouse
+
+    assert load(instance, home, days_ago(1), days_ago(0))
+    record_the_rest(instance)
+    db = Warehouse(f"duckdb:///{home / 'warehouse.duckdb'}")
+    try:  # each symbol's newest three bars gone: its newest bar closed 3 to 4 bars ago
+        with db.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "DELETE FROM raw_ohlc WHERE ts >= (SELECT max(ts) FROM raw_ohlc newest "
+                    "WHERE newest.symbol = raw_ohlc.symbol) - INTERVAL '30 minutes'"
+                )
+            )
+    finally:
+        db.dispose()
+    late = status("--json")
+    document = json.loads(late.stdout)
+    assert {row["symbol"]: row["state"] for row in document["symbols"]} == dict.fromkeys(SIX.split(","), "ok")
+    assert late.returncode == 0, late.stderr
+    check = {c["check"]: c for c in document["checks"]}["raw_ohlc:symbol_freshness"]
+    assert check["status"] == "passed"

@@ -88,6 +88,7 @@ def symbol_status(
 def run_status(*, max_age: timedelta | None, now: datetime, as_json: bool) -> int:
     from dagster import DagsterInstance
 
+    from crypto_assets.automation.freshness import raw_ohlc_stale_after
     from crypto_assets.cli.instance import ensure_dagster_home
     from crypto_assets.definitions import defs
     from crypto_assets.models.assets import models_by_labels
@@ -104,7 +105,7 @@ def run_status(*, max_age: timedelta | None, now: datetime, as_json: bool) -> in
             symbols=settings.symbols,
             timeframe=settings.timeframe,
             now=now,
-            max_age=max_age or 3 * settings.timeframe.delta,
+            max_age=max_age or raw_ohlc_stale_after(settings.timeframe),
         )
         where = warehouse.describe()
         unfillable = _unfillable_gaps(warehouse)
