@@ -59,6 +59,12 @@ def check_changes(
     return alerts, now, position
 
 
+def failing_checks(instance: DagsterInstance, checks: Mapping[AssetCheckKey, bool]) -> dict[str, Alert]:
+    """Every check failing now (on any partition), with the alert a sensor starting now would send."""
+    alerts, _, _ = check_changes(instance, checks, {}, None)
+    return {item["subject"]: item for item in alerts if item["kind"] == "check_failed"}
+
+
 def fold(
     results: Iterable[Result], failing: Mapping[str, list[str]], evaluation_of: Callable[[Result], Any]
 ) -> tuple[list[Alert], dict[str, list[str]]]:
@@ -175,7 +181,7 @@ def _failed(name: str, result: Result, evaluation, new: list[str], others: int) 
     return alert(
         "check_failed", "failed", name, text, severity=severity, blocking=blocking,
         partition=partitions[-1] if partitions else None, partitions=partitions or None,
-        run_id=result.run_id,
+        description=description or None, run_id=result.run_id,
     )  # fmt: skip
 
 
