@@ -89,13 +89,13 @@ def model_changes(
     """Promotions and refusals recorded by each model asset after the storage id `known` has for
     it (a model not in `known` starts from now). Returns the alerts and, per model, the storage id
     of the newest materialization read: a record that lands while this runs is read next time."""
-    positions, now = dict(known), None
+    positions, start = dict(known), None
     alerts = []
     for key in models:
         name = key.to_user_string()
-        if name not in known:
-            now = now if now is not None else instance.event_log_storage.get_maximum_record_id() or 0
-            positions[name] = now
+        if name not in known:  # from the newest record of any kind: nothing old is reported
+            start = start if start is not None else instance.event_log_storage.get_maximum_record_id() or 0
+            positions[name] = start
             continue
         while True:
             records = instance.fetch_materializations(
