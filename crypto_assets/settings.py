@@ -4,6 +4,11 @@ The names are public (DESIGN.md); scripts and users depend on them. Resources ar
 these settings in `crypto_assets.resources`, which keeps a variable that is set as a Dagster
 `EnvVar`; no other module reads these variables. Other modules only pass on variables of the
 tools they drive (DAGSTER_HOME, dbt's profile variables, telemetry opt-outs).
+
+Two more are secrets and deliberately not Settings fields: SLACK_WEBHOOK_URL (a Slack incoming
+webhook) and CRYPTO_ASSETS_ALERT_WEBHOOK (any HTTP endpoint taking alerts as JSON). Only
+`crypto_assets.resources` reads them, and only as `EnvVar`s for the alerting resource, so their
+values never reach a settings object, the UI or run metadata; unset, alerts are logged.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """A real HTTP receiver on loopback for alert tests: it records every POST and answers with the
-statuses it is told to (then 200), optionally after a delay longer than the sender waits."""
+statuses it is told to (then `otherwise`, 200 unless it is "down"), optionally with headers such
+as Retry-After and after a delay longer than the sender waits."""
 
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+Answer = int | tuple[int, dict[str, str]]  # a status, or a status and its headers
+
 
 class Receiver:
     def __init__(self, server: ThreadingHTTPServer) -> None:
         self.server = server
         self.bodies: list[dict[str, Any]] = []  # every request, answered or not
-        self.answers: list[int] = []  # statuses to answer next, in order; 200 once empty
+        self.statuses: list[int] = []  # what each request was answered
+        self.answers: list[Answer] = []  # answers to give next, in order
+        self.otherwise: Answer = 200  # once `answers` is empty
         self.delay_seconds = 0.0
         self.lock = threading.Lock()
 
@@ -27,6 +32,11 @@ class Receiver:
     def texts(self) -> list[str]:
         return [body.get("text", "") for body in self.bodies]
 
+    def delivered(self) -> list[dict[str, Any]]:
+        """The bodies it took (answered 2xx), in order."""
+        with self.lock:
+            return [body for body, status in zip(self.bodies, self.statuses, strict=True) if status < 300]
+
 
 @contextmanager
 def alert_receiver() -> Iterator[Receiver]:
@@ -37,13 +47,17 @@ def alert_receiver() -> Iterator[Receiver]:
             length = int(self.headers.get("Content-Length", 0))
             body = json.loads(self.rfile.read(length) or b"{}")
             with receiver.lock:
+                answer = receiver.answers.pop(0) if receiver.answers else receiver.otherwise
+                status, headers = answer if isinstance(answer, tuple) else (answer, {})
                 receiver.bodies.append(body)
-                status = receiver.answers.pop(0) if receiver.answers else 200
+                receiver.statuses.append(status)
                 delay = receiver.delay_seconds
             if delay:
                 threading.Event().wait(delay)
             try:
                 self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(b"ok" if status < 400 else b"no")
             except (BrokenPipeError, ConnectionResetError):  # the sender gave up waiting

@@ -5,106 +5,25 @@ states are recorded the way the daemon records them (its end-to-end path is in
 test_alerts_daemon.py).
 """
 
-import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
-    AssetKey,
     AssetMaterialization,
-    Config,
     DagsterInstance,
-    DailyPartitionsDefinition,
-    Definitions,
     EnvVar,
-    FreshnessPolicy,
-    MaterializeResult,
-    asset,
-    build_sensor_context,
     instance_for_test,
     materialize,
 )
-from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
+from dagster._core.definitions.freshness import FreshnessState
 
-from crypto_assets.automation import alerts as alerts_module
-from crypto_assets.automation.alerts import AlertsCursor, AlertsResource, build_alerts_sensor
+from crypto_assets.automation import alert_queue
+from crypto_assets.automation.alerts import AlertsResource
 from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource, alerting_resource
+from crypto_assets_tests.alert_deployment import DAY, Deployment, candles, clock, dca_model, stale
 from crypto_assets_tests.alert_receiver import Receiver, alert_receiver
 from crypto_assets_tests.helpers import RAW_OHLC
-
-DAY = "2025-03-04"
-
-
-class CandlesConfig(Config):
-    symbols: list[str] = []
-    fail_with: str = ""
-    valid: bool = True
-
-
-@asset(
-    partitions_def=DailyPartitionsDefinition(start_date="2025-01-01"),
-    freshness_policy=FreshnessPolicy.time_window(fail_window=timedelta(hours=1)),
-    check_specs=[
-        AssetCheckSpec("candles_valid", asset="candles", blocking=True, description="Candles are sane.")
-    ],
-)
-def candles(config: CandlesConfig) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """A stand-in for an asset whose run fails or whose blocking check fails on demand."""
-    if config.fail_with:
-        raise RuntimeError(config.fail_with)
-    yield MaterializeResult()
-    yield AssetCheckResult(
-        passed=config.valid, severity=AssetCheckSeverity.ERROR, description="3 candles with high < low"
-    )
-
-
-@asset
-def dca_model() -> None:
-    """Stands in for a model asset; its materializations are reported below."""
-
-
-SENSOR = build_alerts_sensor([AssetKey("dca_model")])
-
-
-class Deployment:
-    """A test instance, a code location with the alerts sensor, and the sensor's cursor."""
-
-    def __init__(
-        self, instance: DagsterInstance, alerting: AlertsResource, assets: list | None = None, resources=None
-    ) -> None:
-        self.instance = instance
-        self.alerting = alerting
-        self.defs = Definitions(assets=assets or [candles, dca_model], sensors=[SENSOR], resources=resources)
-        self.cursor: str | None = None
-        self.skip_messages: list[str] = []
-        self.logs: list[str] = []  # what the sensor logged, as the UI's tick log shows it
-
-    def tick(self) -> AlertsCursor:
-        context = build_sensor_context(
-            instance=self.instance,
-            cursor=self.cursor,
-            definitions=self.defs,
-            resources={"alerting": self.alerting},
-        )
-        context.log.addHandler(_ListHandler(self.logs))
-        result = SENSOR(context)
-        self.skip_messages.append(result.skip_message)
-        self.cursor = context.cursor
-        return AlertsCursor.parse(self.cursor)
-
-    def run(self, **config) -> bool:
-        return materialize(
-            [candles],
-            instance=self.instance,
-            partition_key=DAY,
-            run_config={"ops": {"candles": {"config": config}}},
-            raise_on_error=False,
-        ).success
 
 
 @pytest.fixture
@@ -196,16 +115,6 @@ def test_a_blocking_check_that_fails_is_reported_once_and_again_when_it_recovers
     assert "blocking" in failed["text"] and "3 candles with high < low" in failed["text"]
 
 
-def stale(instance: DagsterInstance, key: str, before: FreshnessState, after: FreshnessState) -> None:
-    """What the daemon records when it finds an asset's freshness changed."""
-    instance.report_runless_asset_event(
-        FreshnessStateChange(
-            key=AssetKey(key), previous_state=before, new_state=after,
-            state_change_timestamp=datetime.now(UTC).timestamp(),
-        )
-    )  # fmt: skip
-
-
 def test_an_asset_that_goes_stale_is_reported_once_and_when_it_recovers(
     instance: DagsterInstance, receiver: Receiver
 ):
@@ -263,7 +172,7 @@ def test_a_receiver_that_fails_gets_the_alert_later_with_backoff(
     assert len(receiver.bodies) == 1
 
     receiver.delay_seconds = 2.0  # longer than the sender waits: a timeout
-    monkeypatch.setattr(alerts_module, "time", _clock(60))
+    monkeypatch.setattr(alert_queue, "time", clock(60))
     still = deployment.tick()
     assert len(receiver.bodies) == 2 and still.queue[0].attempts == 2
     assert (
@@ -272,7 +181,7 @@ def test_a_receiver_that_fails_gets_the_alert_later_with_backoff(
     )
 
     receiver.delay_seconds = 0.0
-    monkeypatch.setattr(alerts_module, "time", _clock(600))
+    monkeypatch.setattr(alert_queue, "time", clock(600))
     done = deployment.tick()
     assert done.queue == []
     assert len(receiver.bodies) == 3 and receiver.bodies[0] == receiver.bodies[2]  # the same alert
@@ -315,26 +224,6 @@ def test_without_a_destination_alerts_are_logged(instance: DagsterInstance):
     assert cursor.queue == []
     assert any(line.startswith("alert: run ") for line in deployment.logs)
     assert "sent to the log only" in deployment.skip_messages[-1]
-
-
-class _ListHandler(logging.Handler):
-    def __init__(self, into: list[str]) -> None:
-        super().__init__(logging.DEBUG)
-        self.into = into
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.into.append(record.getMessage())
-
-
-def _clock(ahead_seconds: float):
-    import time as real_time
-
-    class Clock:
-        @staticmethod
-        def time() -> float:
-            return real_time.time() + ahead_seconds
-
-    return Clock
 
 
 def test_the_code_location_keeps_webhook_urls_as_environment_variables(monkeypatch: pytest.MonkeyPatch):

@@ -1,13 +1,15 @@
 """End to end: the real `dagster-daemon run` on a temporary instance delivers each alert once.
 
 The daemon evaluates freshness (every 5 s here instead of 30) and runs the alerts sensor (every
-30 s, its production interval). The test records one successful and one failed run in the same
-instance, waits for the failure alert, restarts the daemon (the sensor's cursor must survive),
-waits for the asset to go stale one minute after its materialization, materializes it again and
-waits for the recovery; each message must arrive exactly once.
+5 s here instead of 30). The asset is materialized, then a run fails while the receiver is down
+(503, `Retry-After: 1`): the failure alert is queued and retried. A minute later the asset goes
+stale and that alert queues behind it. The daemon is restarted then, with both waiting in the
+sensor's cursor, and the receiver comes back: both must arrive once, in order, from the new
+daemon; then the asset is materialized again and the recovery arrives once.
 """
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -20,11 +22,12 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from crypto_assets_tests import alerting_location
-from crypto_assets_tests.alert_receiver import Receiver, alert_receiver
+from crypto_assets_tests.alert_receiver import alert_receiver
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
-SENSOR_INTERVAL = 30
+SENSOR_INTERVAL = 5
+STALE_AFTER = 60  # the heartbeat's fail window
 
 
 @contextlib.contextmanager
@@ -52,16 +55,23 @@ def wait_for(what: str, condition: Callable[[], bool], home: Path, timeout: floa
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(1)
+        time.sleep(0.5)
     log = (home / "daemon.log").read_text(errors="replace").splitlines()[-30:]
     pytest.fail(f"{what} not within {timeout:.0f} s; daemon log:\n" + "\n".join(log))
 
 
-def sensor_cursor(instance: DagsterInstance) -> str | None:
+def sensor_cursor(instance: DagsterInstance) -> dict | None:
     for state in instance.all_instigator_state():
         if state.name == "alerts" and state.instigator_data is not None:
-            return getattr(state.instigator_data, "cursor", None)
+            text = getattr(state.instigator_data, "cursor", None)
+            return json.loads(text) if text else None
     return None
+
+
+def stale_and_queued(instance: DagsterInstance) -> bool:
+    cursor = sensor_cursor(instance) or {}
+    queued = [item["alert"]["kind"] for item in cursor.get("queue", [])]
+    return cursor.get("freshness", {}).get("heartbeat") == "stale" and queued == ["run_failed", "asset_stale"]
 
 
 def heartbeat(instance: DagsterInstance, fail_with: str = "") -> bool:
@@ -73,8 +83,8 @@ def heartbeat(instance: DagsterInstance, fail_with: str = "") -> bool:
     ).success
 
 
-def kinds(receiver: Receiver) -> list[str]:
-    return [body["kind"] for body in receiver.bodies]
+def kinds(bodies: list[dict]) -> list[str]:
+    return [body["kind"] for body in bodies]
 
 
 def test_the_daemon_delivers_each_alert_once_across_a_restart(tmp_path: Path):
@@ -93,35 +103,33 @@ def test_the_daemon_delivers_each_alert_once_across_a_restart(tmp_path: Path):
             "FRESHNESS_DAEMON_INTERVAL_SECONDS": "5",
         }
         with DagsterInstance.from_config(str(home)) as instance:
+            assert heartbeat(instance)  # stale a minute from now
             with daemon(home, env):
                 wait_for("the sensor's first tick", lambda: sensor_cursor(instance) is not None, home, 90)
-                assert heartbeat(instance)
+                receiver.otherwise = (503, {"Retry-After": "1"})  # down
                 assert not heartbeat(instance, fail_with="exchange answered 502")
                 wait_for(
-                    "the run failure alert",
-                    lambda: "run_failed" in kinds(receiver),
+                    "the stale asset, queued behind the failure being retried",
+                    lambda: stale_and_queued(instance),
                     home,
-                    2 * SENSOR_INTERVAL + 15,
+                    STALE_AFTER + 6 * SENSOR_INTERVAL,
                 )
-            with daemon(home, env):  # restarted: the cursor comes back from the instance
-                wait_for(
-                    "the stale alert",
-                    lambda: "asset_stale" in kinds(receiver),
-                    home,
-                    120 + 2 * SENSOR_INTERVAL,
-                )
+            tried_before_restart = len(receiver.bodies)
+            receiver.otherwise = 200
+            with daemon(home, env):  # restarted: the cursor, and its queue, come back from the instance
+                wait_for("the queued alerts", lambda: len(receiver.delivered()) == 2, home, 90)
                 assert heartbeat(instance)
                 wait_for(
-                    "the recovery",
-                    lambda: "asset_recovered" in kinds(receiver),
-                    home,
-                    2 * SENSOR_INTERVAL + 20,
+                    "the recovery", lambda: len(receiver.delivered()) == 3, home, 4 * SENSOR_INTERVAL + 10
                 )
-                delivered = list(receiver.bodies)  # a minute later the heartbeat is stale again
+                time.sleep(2 * SENSOR_INTERVAL)  # two more ticks: nothing repeats
+                delivered = receiver.delivered()
 
-    # several ticks and a restart passed between the failure and the recovery: no message twice
-
-    assert [body["kind"] for body in delivered] == ["run_failed", "asset_stale", "asset_recovered"]
+    # before the restart: the failure tried (and refused) on every tick, the stale alert behind it
+    before = kinds(receiver.bodies[:tried_before_restart])
+    assert set(before) == {"run_failed"} and set(receiver.statuses[:tried_before_restart]) == {503}
+    # after it: each taken once, in order, though several ticks and a restart passed
+    assert kinds(delivered) == ["run_failed", "asset_stale", "asset_recovered"]
     failed, stale, recovered = delivered
     assert failed["subject"] == "heartbeat" and "RuntimeError: exchange answered 502" in failed["text"]
     assert (

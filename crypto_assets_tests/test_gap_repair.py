@@ -8,6 +8,7 @@ deleted from the warehouse after the load, so the source can fill that hole and 
 """
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -85,9 +86,22 @@ def world(tmp_path: Path, warehouse_url: str):
         yield instance, defs, sensor, warehouse_url, folder
 
 
-def tick(instance, defs, sensor):
-    context = build_sensor_context(instance=instance, definitions=defs, resources=defs.resources)
+def tick(instance, defs, sensor, cursor: str | None = None, logs: list[str] | None = None):
+    context = build_sensor_context(
+        instance=instance, definitions=defs, resources=defs.resources, cursor=cursor
+    )
+    if logs is not None:
+        context.log.addHandler(_ListHandler(logs))
     return sensor.evaluate_tick(context)
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record.getMessage())
 
 
 def launch(instance, defs, request: RunRequest):
@@ -183,9 +197,10 @@ def _day(day: str):
     return start, start + pd.Timedelta(days=1).to_pytimedelta()
 
 
-def test_a_failed_repair_run_is_asked_again_then_given_up(world):
+def test_a_failed_repair_run_is_asked_again_then_given_up_with_one_warning(world):
     instance, defs, sensor, _, _ = world
     request = tick(instance, defs, sensor).run_requests[0]
+    cursor, logs = None, []
     for attempt in range(1, 4):
         assert request.run_key.endswith(f"#{attempt}")
         instance.add_run(
@@ -197,9 +212,16 @@ def test_a_failed_repair_run_is_asked_again_then_given_up(world):
                 tags={**request.tags, "dagster/partition": request.partition_key},
             )
         )
-        requests = tick(instance, defs, sensor).run_requests
-        request = next((r for r in requests if r.partition_key == DAYS[0]), None)
+        result = tick(instance, defs, sensor, cursor, logs)
+        cursor = result.cursor
+        request = next((r for r in result.run_requests if r.partition_key == DAYS[0]), None)
     assert request is None  # three failed runs: not asked again (the failures show in status)
+    for _ in range(3):
+        result = tick(instance, defs, sensor, cursor, logs)
+        assert not any(r.partition_key == DAYS[0] for r in result.run_requests)
+        cursor = result.cursor
+    given_up = [line for line in logs if "3 repair runs failed, not asked again" in line]
+    assert len(given_up) == 1 and given_up[0].startswith(f"{DAYS[0]} BTC-USD: 3 repair runs failed")
 
 
 def test_holes_are_cut_at_midnight_and_edges_are_not_holes(warehouse_url: str, tmp_path: Path):
@@ -287,3 +309,28 @@ def test_a_load_that_stores_a_bar_inside_a_recorded_hole_drops_the_record(world)
         url, first_day=DAYS[1], last_day=DAYS[1], source=f"csv:{folder}", symbols=SYMBOLS
     ).success  # an ordinary load (the schedule's, a backfill), not a repair
     assert unfillable(url).empty and bars(url, "ETH-USD") == 2 * 96
+
+
+def test_a_recorded_hole_that_grows_is_recorded_as_it_is_now_and_not_asked_again(world):
+    instance, defs, sensor, url, folder = world
+    btc, eth = tick(instance, defs, sensor).run_requests
+    launch(instance, defs, btc)  # filled
+    launch(instance, defs, eth)
+    (record,) = unfillable(url).to_dict(orient="records")
+    assert record["missing_bars"] == 4  # 10:00..10:45
+    # the bar after the hole is lost too, at the exchange and in the warehouse: same first missing bar
+    csv = folder / "ETH-USD.csv"
+    bars_at_source = pd.read_csv(csv)
+    bars_at_source[bars_at_source["timestamp"] != "2025-03-05 11:00:00+00:00"].to_csv(csv, index=False)
+    with Warehouse(url).begin() as connection:
+        connection.exec_driver_sql(
+            "DELETE FROM raw_ohlc WHERE symbol = 'ETH-USD' AND ts = '2025-03-05 11:00:00+00'"
+        )
+    (wider,) = tick(instance, defs, sensor).run_requests
+    assert wider.partition_key == DAYS[1] and wider.run_key != eth.run_key
+    run = launch(instance, defs, wider)
+    (record,) = unfillable(url).to_dict(orient="records")
+    assert (record["missing_bars"], record["run_id"]) == (5, run.run_id)
+    assert pd.Timestamp(record["last_missing"]) == pd.Timestamp("2025-03-05 11:00Z")
+    quiet = tick(instance, defs, sensor)
+    assert not quiet.run_requests and "1 recorded as unfillable" in quiet.skip_message

@@ -15,6 +15,7 @@ from dagster import (
     AssetMaterialization,
     Config,
     DagsterInstance,
+    DailyPartitionsDefinition,
     Definitions,
     FreshnessPolicy,
     MaterializeResult,
@@ -24,6 +25,7 @@ from dagster import (
 )
 
 from crypto_assets.cli.health import LATE, NEVER, STALE, read_health
+from crypto_assets.quiet import quietly
 
 
 class PricesConfig(Config):
@@ -128,3 +130,38 @@ def test_a_failing_deployment_names_the_failed_run_and_check_until_they_recover(
     assert load(instance)
     train(instance, promotion="skipped", promotion_reason="800 labels < 1000")
     assert health_at(instance).problems() == []
+
+
+DAYS = DailyPartitionsDefinition(start_date="2025-01-01")
+
+
+@quietly(
+    asset,
+    partitions_def=DAYS,
+    check_specs=[quietly(AssetCheckSpec, "daily_sane", asset="daily_prices", partitions_def=DAYS)],
+)
+def daily_prices(context, config: PricesConfig):
+    """A partitioned asset whose check is evaluated per partition."""
+    yield MaterializeResult()
+    yield AssetCheckResult(
+        passed=config.valid, description=None if config.valid else "2 rows with high < low"
+    )
+
+
+def test_a_partitioned_check_fails_while_an_older_partition_fails(instance: DagsterInstance):
+    """As the alerts sensor judges it: a pass on today's partition does not hide yesterday's failure."""
+    graph = Definitions(assets=[daily_prices]).resolve_asset_graph()
+
+    def check_on(day: str, valid: bool):
+        run_config = {"ops": {"daily_prices": {"config": {"valid": valid}}}}
+        assert materialize(
+            [daily_prices], instance=instance, partition_key=day, run_config=run_config
+        ).success
+        (row,) = read_health(instance, graph, [], datetime.now(UTC)).checks
+        return row
+
+    assert check_on("2025-03-03", valid=False)["status"] == "failed"
+    today = check_on("2025-03-04", valid=True)
+    assert (today["status"], today["problem"]) == ("failed", True)
+    assert today["description"] == "failing on 2025-03-03: 2 rows with high < low"
+    assert check_on("2025-03-03", valid=True)["status"] == "passed"

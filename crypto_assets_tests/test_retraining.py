@@ -19,6 +19,7 @@ from dagster import (
     DagsterRunStatus,
     Definitions,
     RunRequest,
+    SkipReason,
     build_sensor_context,
     evaluate_automation_conditions,
     instance_for_test,
@@ -168,3 +169,44 @@ def test_no_first_training_before_the_features_exist(instance: DagsterInstance):
     )
     (skip,) = list(week.sensor(build_sensor_context(instance=instance)))
     assert "features are not materialized yet" in skip.skip_message
+
+
+def test_failed_trainings_back_off_until_one_succeeds_or_the_week_turns(instance: DagsterInstance):
+    """A training that fails writes no materialization, so the grown labels ask again on every new
+    bar. Simulated: dca labels grew past the threshold and stay there; every hour new bars, then
+    the sensor; every training it asks for fails, but one (by hand, on Wednesday 06:30) succeeds."""
+    week = Week(instance)
+    clock = [WEDNESDAY]
+    sensor = build_label_growth_sensor(models_by_labels(), growth=0.25, clock=lambda: clock[0])
+    with freeze_time(WEDNESDAY):
+        week.new_bars({"strategy_dca_labels": 1000})
+        week.train("dca_model", 1000, "initial", WEDNESDAY)
+    asked, skipped = [], {}
+    labels = 1300
+    hours = [WEDNESDAY + timedelta(hours=h) for h in range(1, 11)]
+    monday = MONDAY_TICK - timedelta(hours=1)  # 01:00: a new week, before the weekly retrain
+    for now in [*hours, monday]:
+        clock[0] = now
+        if now == hours[6]:  # 07:00
+            with freeze_time(now - timedelta(minutes=30)):
+                week.train("dca_model", labels, "by hand", now)
+            labels = 1700  # and a burst since: grown from that training too
+        labels += 2
+        with freeze_time(now):
+            week.new_bars({"strategy_dca_labels": labels})
+            for request in sensor(build_sensor_context(instance=instance)):
+                if isinstance(request, SkipReason):
+                    skipped[now] = request.skip_message
+                    continue
+                asked.append(now)
+                run = create_run_for_test(
+                    instance, job_name="__ASSET_JOB", asset_selection=set(request.asset_selection),
+                    tags=request.tags,
+                )  # fmt: skip
+                instance.report_run_failed(run)  # the training fails
+    # three failures, then quiet; the success resets the count; so does a new week
+    assert asked == [*hours[0:3], *hours[6:9], monday]
+    assert skipped[hours[3]].startswith(
+        "dca_model: 3 trainings failed since 2025-11-19 00:00 UTC, not asked again until one succeeds"
+    )
+    assert skipped[hours[9]].startswith("dca_model: 3 trainings failed since 2025-11-19 06:30 UTC")

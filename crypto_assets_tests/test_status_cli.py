@@ -127,3 +127,28 @@ def test_a_warehouse_held_by_a_writer_leaves_the_rest_of_status_standing(
     assert document["healthy"] is True and document["symbols"] == []
     assert any("symbols not checked" in warning for warning in document["warnings"])
     assert status().returncode == 0  # and once the writer is gone, the symbols are back
+
+
+def test_a_symbol_is_stale_by_the_window_of_its_freshness_check(instance: DagsterInstance, home: Path):
+    """One definition of a stale symbol: status judges by raw_ohlc's window (4 bars + 5 min), as
+    the symbol_freshness check does, not by a window of its own."""
+    import sqlalchemy as sa
+
+    from crypto_assets.warehouse import Warehouse
+
+    assert load(instance, home, days_ago(1), days_ago(0))
+    record_the_rest(instance)
+    # each symbol's newest three bars gone: its newest bar closed 3 to 4 bars ago
+    with Warehouse(f"duckdb:///{home / 'warehouse.duckdb'}") as db, db.begin() as connection:
+        connection.execute(
+            sa.text(
+                "DELETE FROM raw_ohlc WHERE ts >= (SELECT max(ts) FROM raw_ohlc newest "
+                "WHERE newest.symbol = raw_ohlc.symbol) - INTERVAL '30 minutes'"
+            )
+        )
+    late = status("--json")
+    document = json.loads(late.stdout)
+    assert {row["symbol"]: row["state"] for row in document["symbols"]} == dict.fromkeys(SIX.split(","), "ok")
+    assert late.returncode == 0, late.stderr
+    check = {c["check"]: c for c in document["checks"]}["raw_ohlc:symbol_freshness"]
+    assert check["status"] == "passed"

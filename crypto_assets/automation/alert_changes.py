@@ -4,24 +4,25 @@ Each function takes the state the sensor remembered (part of its cursor) and ret
 for what changed plus the new state, so a state that persists is reported once:
 - freshness: the daemon's freshness state per asset (FAIL is stale, PASS is fresh; WARN keeps
   the previous level, so an asset hovering around its warn window does not flap);
-- checks: the latest execution of every asset check (failed or passed);
 - runs: run-failure events after a storage cursor (runs Dagster will retry are skipped);
-- models: model materializations after a storage id whose `promotion` is promoted or refused.
+- models: model materializations after a storage id per model whose `promotion` is promoted or
+  refused.
+Checks have their own module (crypto_assets.automation.alert_checks): their state is per partition.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance
+from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance
 
 Alert = dict[str, Any]
 
 STALE, FRESH = "stale", "fresh"
-FAILED, PASSED = "failed", "passed"
+FAILED = "failed"
 WILL_RETRY_TAG = "dagster/will_retry"
 RUN_BATCH = 100
 
@@ -64,86 +65,68 @@ def freshness_changes(
     return alerts, levels
 
 
-def check_changes(
-    instance: DagsterInstance, checks: Sequence[AssetCheckKey], known: Mapping[str, str]
-) -> tuple[list[Alert], dict[str, str]]:
-    """Checks whose latest result went from passing (or never run) to failing, and back."""
-    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(list(checks))
-    alerts, levels = [], dict(known)
-    for key, record in latest.items():
-        evaluation = _evaluation(record)
-        if evaluation is None:  # planned or still running
-            continue
-        name = key.to_user_string()
-        level = PASSED if evaluation.passed else FAILED
-        if level == known.get(name, PASSED):
-            continue
-        levels[name] = level
-        where = f" on {evaluation.partition}" if evaluation.partition else ""
-        if level == FAILED:
-            severity = evaluation.severity.value
-            holds = ", blocking: downstream assets wait" if evaluation.blocking else ""
-            text = f"check {name} failed{where} ({severity}{holds}): {_first_line(evaluation.description)}"
-            blocking = bool(evaluation.blocking)
-            alerts.append(
-                alert("check_failed", FAILED, name, text, severity=severity, blocking=blocking,
-                      partition=evaluation.partition, run_id=record.run_id)
-            )  # fmt: skip
-        else:
-            text = f"check {name} passes again{where}"
-            alerts.append(alert("check_recovered", "recovered", name, text, partition=evaluation.partition))
-    return alerts, levels
-
-
 def run_failures(instance: DagsterInstance, cursor: str | None) -> tuple[list[Alert], str | None]:
-    """Failed runs recorded after `cursor` (None: start from now, reporting nothing old)."""
+    """Failed runs recorded after `cursor` (None: start from now, reporting nothing old), oldest
+    first and at most RUN_BATCH per look: the cursor is the newest failure read, so a backlog is
+    read over several ticks."""
     if cursor is None:
         newest = instance.fetch_run_status_changes(DagsterEventType.RUN_FAILURE, limit=1)
         return [], newest.cursor if newest.records else ""
+    batch = instance.fetch_run_status_changes(
+        DagsterEventType.RUN_FAILURE, limit=RUN_BATCH, cursor=cursor or None, ascending=True
+    )
     alerts = []
-    while True:
-        batch = instance.fetch_run_status_changes(
-            DagsterEventType.RUN_FAILURE, limit=RUN_BATCH, cursor=cursor or None, ascending=True
-        )
-        for record in batch.records:
-            run = instance.get_run_by_id(record.event_log_entry.run_id)
-            if run is not None and run.tags.get(WILL_RETRY_TAG, "").lower() != "true":
-                alerts.append(_run_failed(instance, run, record.event_log_entry))
-        cursor = batch.cursor if batch.records else cursor
-        if not batch.has_more:
-            return alerts, cursor
+    for record in batch.records:
+        run = instance.get_run_by_id(record.event_log_entry.run_id)
+        if run is not None and run.tags.get(WILL_RETRY_TAG, "").lower() != "true":
+            alerts.append(_run_failed(instance, run, record.event_log_entry))
+    return alerts, batch.cursor if batch.records else cursor
 
 
 def model_changes(
-    instance: DagsterInstance, models: Iterable[AssetKey], after: int | None
-) -> tuple[list[Alert], int]:
-    """Promotions and refusals recorded by the model assets after storage id `after` (None: now)."""
-    newest = instance.event_log_storage.get_maximum_record_id() or 0
-    if after is None:
-        return [], newest
+    instance: DagsterInstance, models: Iterable[AssetKey], known: Mapping[str, int]
+) -> tuple[list[Alert], dict[str, int]]:
+    """Promotions and refusals recorded by each model asset after the storage id `known` has for
+    it (a model not in `known` starts from now). Returns the alerts and, per model, the storage id
+    of the newest materialization read: a record that lands while this runs is read next time."""
+    positions, start = dict(known), None
     alerts = []
     for key in models:
-        records = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=key, after_storage_id=after), limit=RUN_BATCH, ascending=True
-        ).records
-        for record in records:
-            metadata = {k: v.value for k, v in record.asset_materialization.metadata.items()}
-            promotion = metadata.get("promotion")
-            if promotion not in ("promoted", "refused"):
-                continue
-            name = key.to_user_string()
-            version, champion = metadata.get("model_version"), metadata.get("champion_version")
-            reason = metadata.get("promotion_reason", "")
-            if promotion == "promoted":
-                text = f"{name}: version {version} is the new champion ({reason})"
-            else:
-                stays = f"champion stays version {champion}" if champion else "no champion"
-                text = f"{name}: version {version} not promoted, {stays}: {reason}"
-            alerts.append(
-                alert(f"model_{promotion}", promotion, name, text, version=version, champion_version=champion,
-                      auc=metadata.get("oos_auc"), run_id=record.run_id)
-            )  # fmt: skip
-    return alerts, newest
+        name = key.to_user_string()
+        if name not in known:  # from the newest record of any kind: nothing old is reported
+            start = start if start is not None else instance.event_log_storage.get_maximum_record_id() or 0
+            positions[name] = start
+            continue
+        while True:
+            records = instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=key, after_storage_id=positions[name]),
+                limit=RUN_BATCH,
+                ascending=True,
+            ).records
+            alerts += [found for record in records if (found := _promotion(name, record)) is not None]
+            if records:
+                positions[name] = records[-1].storage_id
+            if len(records) < RUN_BATCH:
+                break
+    return alerts, positions
+
+
+def _promotion(name: str, record) -> Alert | None:
+    metadata = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+    promotion = metadata.get("promotion")
+    if promotion not in ("promoted", "refused"):
+        return None
+    version, champion = metadata.get("model_version"), metadata.get("champion_version")
+    reason = metadata.get("promotion_reason", "")
+    if promotion == "promoted":
+        text = f"{name}: version {version} is the new champion ({reason})"
+    else:
+        stays = f"champion stays version {champion}" if champion else "no champion"
+        text = f"{name}: version {version} not promoted, {stays}: {reason}"
+    return alert(
+        f"model_{promotion}", promotion, name, text, version=version, champion_version=champion,
+        auc=metadata.get("oos_auc"), run_id=record.run_id,
+    )  # fmt: skip
 
 
 def _run_failed(instance: DagsterInstance, run, failure_entry) -> Alert:
@@ -166,10 +149,10 @@ def _run_failed(instance: DagsterInstance, run, failure_entry) -> Alert:
         parts.append(f"partition {partition}")
     if symbols:
         parts.append(f"symbols {', '.join(symbols)}")
-    text = "; ".join(parts) + f": {_first_line(error)}"
+    text = "; ".join(parts) + f": {first_line(error)}"
     return alert(
         "run_failed", FAILED, what, text, run_id=run.run_id, job=run.job_name, assets=assets or None,
-        step=step, partition=partition, symbols=symbols or None, error=_first_line(error),
+        step=step, partition=partition, symbols=symbols or None, error=first_line(error),
     )  # fmt: skip
 
 
@@ -200,7 +183,7 @@ def _failed_step(instance: DagsterInstance, run_id: str) -> tuple[str | None, st
 def first_error_line(instance: DagsterInstance, run_id: str) -> str | None:
     """The first line of the error that failed the run, if a step failed."""
     _, error = _failed_step(instance, run_id)
-    return _first_line(error) if error else None
+    return first_line(error) if error else None
 
 
 def _symbols(run_config: Mapping[str, Any]) -> list[str]:
@@ -210,12 +193,6 @@ def _symbols(run_config: Mapping[str, Any]) -> list[str]:
         if symbols:
             return list(symbols)
     return []
-
-
-def _evaluation(record):
-    entry = record.event
-    data = entry.dagster_event.event_specific_data if entry and entry.dagster_event else None
-    return data if hasattr(data, "passed") else None
 
 
 def _last_materialized(instance: DagsterInstance, key: AssetKey) -> str:
@@ -236,7 +213,7 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 1440} d {minutes % 1440 // 60} h"
 
 
-def _first_line(text: str | None) -> str:
+def first_line(text: str | None) -> str:
     """The first non-empty line, without the module path of an exception's class."""
     for line in (text or "").splitlines():
         if line.strip():

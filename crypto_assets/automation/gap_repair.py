@@ -12,7 +12,9 @@ What was asked lives in the instance, not in a cursor: every repair run carries 
 `crypto_assets/gap_repair` naming its day and holes, and its run key adds the attempt number.
 So a hole is never asked twice while a run for it is queued or running (run keys, and the
 symbols of in-flight repair runs are skipped), a hole whose run failed is asked again up to
-MAX_FAILED_RUNS times, and a hole someone cleared is asked again with a fresh key.
+MAX_FAILED_RUNS times, and a hole someone cleared is asked again with a fresh key. The sensor's
+cursor only names the holes given up on that it already warned about, so the warning is logged
+once (losing the cursor repeats a warning, nothing else).
 
 On by default: filling holes is what a tracker's backfill_missing_symbols.py cron did, users
 expect it without a switch, and it is bounded (MAX_RUNS_PER_TICK days per tick, one tick every
@@ -22,6 +24,7 @@ TICK_SECONDS, never the same hole twice once recorded).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -216,11 +219,14 @@ def build_gap_repair_sensor(timeframe: Timeframe) -> SensorDefinition:
                     + "; ".join(hole.describe() for hole in repair.holes)
                 )
                 yield repair.run_request(attempt=len(runs) + 1)
+        reported = set(json.loads(context.cursor)) if context.cursor else set()
         for repair in given_up:
-            context.log.warning(
-                f"{repair.day} {', '.join(repair.symbols)}: {MAX_FAILED_RUNS} repair runs failed, not "
-                "asked again; see the failed runs of the repair_raw_ohlc job"
-            )
+            if repair.key not in reported:  # once; the tick's skip reason keeps counting them
+                context.log.warning(
+                    f"{repair.day} {', '.join(repair.symbols)}: {MAX_FAILED_RUNS} repair runs failed, not "
+                    "asked again; see the failed runs of the repair_raw_ohlc job"
+                )
+        context.update_cursor(json.dumps(sorted(repair.key for repair in given_up)))
         if not requested:
             asked = len(holes) - len(recorded) - sum(len(r.holes) for r in given_up)
             yield SkipReason(

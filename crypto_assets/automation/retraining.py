@@ -2,11 +2,17 @@
 
 Never on every new bar: a model trained on last week's labels scores this week's bars well, and
 each training costs minutes. Signals follow every bar instead (REBUILD_ON_UPSTREAM_UPDATE).
+
+A training that fails writes no materialization, so its labels still look grown on the next
+label write (every bar): the growth sensor backs off after MAX_FAILED_TRAININGS failed runs of a
+model since its newest training and in the current week (from Monday 00:00 UTC), and asks again
+once a training succeeds or the week turns; the weekly cron retrain is not held back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 
 from dagster import (
     AssetKey,
@@ -36,6 +42,7 @@ RETRAIN_WEEKLY = (
 #: the run tag naming why a model retrains early
 RETRAIN_TAG = "crypto_assets/retrain"
 FEATURES = AssetKey("features")
+MAX_FAILED_TRAININGS = 3
 UNFINISHED = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -76,9 +83,15 @@ def _newest(instance, key: AssetKey):
     return records[0] if records else None
 
 
-def build_label_growth_sensor(model_by_labels: Mapping[AssetKey, AssetKey], *, growth: float) -> object:
+def build_label_growth_sensor(
+    model_by_labels: Mapping[AssetKey, AssetKey],
+    *,
+    growth: float,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> object:
     """A sensor that retrains a model when its labels have grown by `growth` (0.25 = 25 %) since its
-    newest training. One request per label materialization; none while the model is training."""
+    newest training. One request per label materialization; none while the model is training,
+    nor after MAX_FAILED_TRAININGS failed trainings this week since its newest training."""
 
     @sensor(
         name="retrain_on_label_growth",
@@ -87,17 +100,26 @@ def build_label_growth_sensor(model_by_labels: Mapping[AssetKey, AssetKey], *, g
         minimum_interval_seconds=300,
         description=(
             f"Retrains a strategy's model early when its closed labels have grown by {growth:.0%} "
-            "since its newest training."
+            f"since its newest training; stops asking after {MAX_FAILED_TRAININGS} failed trainings "
+            "until one succeeds or the week turns."
         ),
     )
     def retrain_on_label_growth(context: SensorEvaluationContext) -> Iterator[RunRequest | SkipReason]:
-        requested = False
+        requested, held = False, []
         if _newest(context.instance, FEATURES) is None:
             yield SkipReason("features are not materialized yet: a model trains on labels and features")
             return
         for labels, model in model_by_labels.items():
             reason, labels_id = label_growth(context.instance, labels, model, growth)
             if reason is None or _training(context.instance, model):
+                continue
+            since = _failures_count_since(context.instance, model, clock())
+            failed = failed_trainings(context.instance, model, since)
+            if failed >= MAX_FAILED_TRAININGS:
+                held.append(
+                    f"{model.to_user_string()}: {failed} trainings failed since {since:%Y-%m-%d %H:%M} UTC, "
+                    "not asked again until one succeeds or the week turns (see its failed runs)"
+                )
                 continue
             requested = True
             yield RunRequest(
@@ -107,9 +129,26 @@ def build_label_growth_sensor(model_by_labels: Mapping[AssetKey, AssetKey], *, g
             )
             context.log.info(f"{model.to_user_string()}: {reason}")
         if not requested:
-            yield SkipReason("no strategy's labels grew enough since its model was trained")
+            yield SkipReason(
+                "; ".join(held) or "no strategy's labels grew enough since its model was trained"
+            )
 
     return retrain_on_label_growth
+
+
+def failed_trainings(instance, model: AssetKey, since: datetime) -> int:
+    """Failed runs that were to materialize `model` (early, weekly or by hand) after `since`."""
+    runs = instance.get_run_records(
+        RunsFilter(statuses=[DagsterRunStatus.FAILURE], updated_after=since), limit=200
+    )
+    return sum(model in (record.dagster_run.asset_selection or ()) for record in runs)
+
+
+def _failures_count_since(instance, model: AssetKey, now: datetime) -> datetime:
+    """The later of the model's newest training and the start of the week (Monday 00:00 UTC)."""
+    week = datetime.combine((now - timedelta(days=now.weekday())).date(), datetime.min.time(), UTC)
+    trained = _newest(instance, model)
+    return max(week, datetime.fromtimestamp(trained.timestamp, UTC)) if trained else week
 
 
 def _training(instance, model: AssetKey) -> bool:

@@ -51,11 +51,15 @@ def read_health(instance: DagsterInstance, graph, models: Iterable[AssetKey], no
     health = Health()
     for node in sorted(graph.asset_nodes, key=lambda n: n.key.to_user_string()):
         health.assets.append(_asset(instance, node, now))
+    from crypto_assets.automation.alert_checks import failing_checks
+
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
         sorted(graph.asset_check_keys)
     )
+    partitioned = {key: graph.get(key).partitions_def is not None for key in graph.asset_check_keys}
+    failing = failing_checks(instance, partitioned)  # the alerts sensor's definition of failing
     for key in sorted(graph.asset_check_keys):
-        health.checks.append(_check(graph, key, latest.get(key)))
+        health.checks.append(_check(graph, key, latest.get(key), failing.get(key.to_user_string())))
     health.runs = _failed_runs(instance)
     health.models = [_model(instance, key, now) for key in models]
     return health
@@ -86,12 +90,27 @@ def _asset(instance: DagsterInstance, node, now: datetime) -> dict[str, Any]:
     }
 
 
-def _check(graph, key, record) -> dict[str, Any]:
+def _check(graph, key, record, failing: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The latest result of a check; a partitioned check whose latest result passed is still
+    failing while an older partition's latest result fails (`failing` says which)."""
     name = key.to_user_string()
     row: dict[str, Any] = {"check": name, "status": "not run", "severity": None, "problem": False}
     row["description"] = graph.get(key).description or ""
     event = record.event if record is not None else None
     evaluation = event.dagster_event.event_specific_data if event and event.dagster_event else None
+    if failing is not None and (not hasattr(evaluation, "passed") or evaluation.passed):
+        details = failing["details"]
+        where = ", ".join(details.get("partitions") or []) or "its latest run"
+        severity = details.get("severity", "ERROR")
+        row.update(
+            status="failed",
+            severity=severity,
+            problem=severity == "ERROR",
+            partition=details.get("partition"),
+        )
+        what = f"failing on {where}: {details.get('description', '')}".rstrip(": ")
+        row["description"] = "; ".join(t for t in (what, row["description"]) if t)
+        return row
     if not hasattr(evaluation, "passed"):
         return row
     severity = evaluation.severity.value

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the one health check: assets, checks, failed runs, models, symbols; exit 1 if unhealthy",
     )
     status.add_argument(
-        "--max-age", type=int, help="minutes a symbol's newest bar may be old (default 3 bars)"
+        "--max-age", type=int, help="minutes a symbol's newest bar may be old (default 4 bars + 5 min)"
     )
     status.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
 

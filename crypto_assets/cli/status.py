@@ -96,6 +96,7 @@ def symbol_status(
 def run_status(*, max_age: timedelta | None, now: datetime, as_json: bool) -> int:
     from dagster import DagsterInstance
 
+    from crypto_assets.automation.freshness import raw_ohlc_stale_after
     from crypto_assets.cli.instance import ensure_dagster_home
     from crypto_assets.code_location import build_defs
     from crypto_assets.ingestion.sources import make_source
@@ -118,7 +119,7 @@ def run_status(*, max_age: timedelta | None, now: datetime, as_json: bool) -> in
                 symbols=settings.symbols,
                 timeframe=settings.timeframe,
                 now=now,
-                max_age=max_age or 3 * settings.timeframe.delta,
+                max_age=max_age or raw_ohlc_stale_after(settings.timeframe),
             )
             unfillable = _unfillable_gaps(warehouse)
         except WarehouseBusy as error:  # a run is writing the DuckDB file: Dagster's view still holds

@@ -7,7 +7,8 @@ cut at UTC midnight into one segment per day, the unit raw_ohlc is loaded and re
 `ohlc_unfillable_gaps` holds the segments a gap repair run asked the source for and got nothing
 (or only rejected rows): the gap repair sensor does not request them again until someone clears
 them (`crypto-assets gaps --clear [SYMBOL]`). A record is dropped by any later load that stores a
-bar inside it, since the hole is then no longer the one that was tried.
+bar inside it, since the hole is then no longer the one that was tried; a hole that grew (its
+first missing bar the same) has its record widened by the repair run that tried it.
 """
 
 from __future__ import annotations
@@ -206,7 +207,13 @@ def _record(
         insert = sa.text(
             f"INSERT INTO {UNFILLABLE_TABLE} ({', '.join(UNFILLABLE_COLUMNS)}) "
             f"VALUES ({', '.join(':' + column for column in UNFILLABLE_COLUMNS)}) "
-            "ON CONFLICT DO NOTHING"  # recorded once: a hole tried again keeps its first record
+            # recorded once: a hole tried again keeps its first record; one that grew since (same
+            # first missing bar, a later last one) is recorded as it is now, or it would never be
+            # covered by its record and be asked for on every tick
+            "ON CONFLICT (exchange, symbol, timeframe, first_missing) DO UPDATE SET "
+            "last_missing = excluded.last_missing, missing_bars = excluded.missing_bars, "
+            "tried_at = excluded.tried_at, run_id = excluded.run_id "
+            f"WHERE {UNFILLABLE_TABLE}.last_missing <> excluded.last_missing"
         )
         connection.execute(
             insert,
