@@ -78,7 +78,7 @@ def world(tmp_path: Path, warehouse_url: str):
             warehouse_url, first_day=DAYS[0], last_day=DAYS[1], source=f"csv:{folder}", symbols=SYMBOLS
         )
         assert loaded.success
-        with Warehouse(warehouse_url).begin() as connection:  # a hole the source can fill
+        with Warehouse(warehouse_url) as db, db.begin() as connection:  # a hole the source can fill
             connection.exec_driver_sql(
                 "DELETE FROM raw_ohlc WHERE symbol = 'BTC-USD' "
                 "AND ts >= '2025-03-04 06:00:00+00' AND ts < '2025-03-04 07:00:00+00'"
@@ -175,7 +175,8 @@ def test_repairs_what_it_can_records_what_it_cannot_and_asks_again_only_when_cle
     assert not quiet.run_requests
     assert "1 recorded as unfillable" in quiet.skip_message
 
-    check = next(check_window(Warehouse(url), "15m", M15.seconds, *_day(DAYS[1]), {GAPS_CHECK}))
+    with Warehouse(url) as db:
+        check = next(check_window(db, "15m", M15.seconds, *_day(DAYS[1]), {GAPS_CHECK}))
     assert not check.passed and check.metadata["unfillable_count"].value == 1
     assert "ETH-USD" in check.metadata["unfillable"].value
 
@@ -322,7 +323,7 @@ def test_a_recorded_hole_that_grows_is_recorded_as_it_is_now_and_not_asked_again
     csv = folder / "ETH-USD.csv"
     bars_at_source = pd.read_csv(csv)
     bars_at_source[bars_at_source["timestamp"] != "2025-03-05 11:00:00+00:00"].to_csv(csv, index=False)
-    with Warehouse(url).begin() as connection:
+    with Warehouse(url) as db, db.begin() as connection:
         connection.exec_driver_sql(
             "DELETE FROM raw_ohlc WHERE symbol = 'ETH-USD' AND ts = '2025-03-05 11:00:00+00'"
         )

@@ -77,10 +77,11 @@ def test_killed_inside_the_grouped_append_leaves_the_table_as_it_was(warehouse_u
     assert table_fingerprint(warehouse, "raw_ohlc", COLUMNS) == before
     load_all(warehouse_url)
     clean_url = f"duckdb:///{tmp_path / 'clean.duckdb'}"
-    with Warehouse(clean_url).begin() as connection:
+    with Warehouse(clean_url) as db, db.begin() as connection:
         ensure_ingestion_tables(connection)
     load_all(clean_url)
-    expected = table_fingerprint(Warehouse(clean_url), "raw_ohlc", COLUMNS)
+    with Warehouse(clean_url) as clean:
+        expected = table_fingerprint(clean, "raw_ohlc", COLUMNS)
     assert expected[0] == 32 * 60 * 96
     assert table_fingerprint(warehouse, "raw_ohlc", COLUMNS) == expected
     warehouse.dispose()

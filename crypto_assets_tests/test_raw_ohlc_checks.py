@@ -73,7 +73,7 @@ def test_clean_candles_pass_every_check(warehouse_url: str):
 
 def test_a_bad_candle_written_behind_our_back_blocks_downstream(warehouse_url: str):
     assert run(warehouse_url, "2025-03-04").success
-    with Warehouse(warehouse_url).begin() as connection:  # another writer, bypassing validation
+    with Warehouse(warehouse_url) as db, db.begin() as connection:  # another writer, bypassing validation
         connection.exec_driver_sql(
             "INSERT INTO raw_ohlc VALUES ('synthetic', 'BTC-USD', '15m', '2025-03-04 10:07:00+00', "
             "100, 99, 95, 105, -1, '2025-03-05 00:00:00+00')"
@@ -95,7 +95,7 @@ def test_a_symbol_that_stops_updating_is_named_until_it_recovers(warehouse_url: 
     assert evaluations(run(warehouse_url, "2025-03-04", at="2025-03-04T12:01:00+00:00"))[
         "symbol_freshness"
     ].passed
-    with Warehouse(warehouse_url).begin() as connection:  # SOL-USD stopped updating at 09:00
+    with Warehouse(warehouse_url) as db, db.begin() as connection:  # SOL-USD stopped updating at 09:00
         connection.exec_driver_sql(
             "DELETE FROM raw_ohlc WHERE symbol = 'SOL-USD' AND ts >= '2025-03-04 09:00:00+00'"
         )
@@ -141,7 +141,7 @@ def test_a_ten_percent_jump_in_a_quiet_market_is_flagged():
 
 def test_gaps_and_outliers_are_reported_from_the_warehouse(warehouse_url: str):
     assert run(warehouse_url, "2025-03-04").success
-    with Warehouse(warehouse_url).begin() as connection:
+    with Warehouse(warehouse_url) as db, db.begin() as connection:
         connection.exec_driver_sql(
             "DELETE FROM raw_ohlc WHERE symbol = 'ETH-USD' AND ts >= '2025-03-04 06:00:00+00' "
             "AND ts < '2025-03-04 06:45:00+00'"
