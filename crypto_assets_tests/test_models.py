@@ -157,7 +157,13 @@ def test_coarse_features_are_joined_as_of_the_entry_bars_close(warehouse):
     from crypto_assets.features.indicators import compute_features
     from crypto_assets.features.store import ensure_features_table, replace_features
     from crypto_assets.labels.store import ensure_label_table, label_table, rewrite_labels
-    from crypto_assets.models.dataset import COARSE_FEATURES, coarse_timeframes, read_training_set
+    from crypto_assets.models.dataset import (
+        COARSE_FEATURES,
+        attach_coarse,
+        coarse_timeframes,
+        read_newest_entries,
+        read_training_set,
+    )
 
     bars, base_features = panel(symbols=2, n_bars=1500, seed=9)
     coarse = [compute_features(resample(bars, tf)) for tf in coarse_timeframes(BASE)]
@@ -197,6 +203,19 @@ def test_coarse_features_are_joined_as_of_the_entry_bars_close(warehouse):
             buckets[["exchange", "symbol", "ts", columns[0]]], how="left"
         )
         assert (leaked[columns[0]].to_numpy() != actual[columns[0]].to_numpy()).mean() > 0.5
+
+    # what signals score: the newest bar of each series, joined the same way from a read narrowed
+    # to the recent buckets
+    with warehouse.read() as connection:
+        newest = read_newest_entries(connection, BASE)
+    assert len(newest) == 2 and (newest["entry_ts"] == bars["ts"].max()).all()
+    reference = attach_coarse(newest[["exchange", "symbol", "entry_ts"]], pd.concat(coarse), BASE)
+    coarse_columns = [c for c in feature_columns(BASE) if c not in newest.columns[:3] and c[0].isdigit()]
+    assert newest[coarse_columns].notna().all().all()
+    pd.testing.assert_frame_equal(
+        newest[coarse_columns].reset_index(drop=True).astype("float64"),
+        reference[coarse_columns].reset_index(drop=True).astype("float64"),
+    )
 
 
 # --- scores ----------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 IMPORTANCE_ROWS = 2000  # rows of the latest fold scored for permutation importance (evenly spaced)
 IMPORTANCE_REPEATS = 3  # shuffles per feature
 TOP_FEATURES = 20
+CURVE_POINTS = 2000  # points drawn of a cumulative-return curve
 
 
 def draw_all(
@@ -128,10 +129,15 @@ def _cumulative_return(folder, plt, strategy, taken, returns, entry_ts) -> Path:
     import numpy as np
 
     order = np.argsort(entry_ts.to_numpy(), kind="stable")
-    when = entry_ts.to_numpy()[order]
+    every = np.cumsum(returns[order])
+    model = np.cumsum(np.where(taken[order], returns[order], 0.0))
+    # the sums over every entry, drawn at CURVE_POINTS of them: the same curve at 800 px, without
+    # matplotlib converting 100,000+ timestamps
+    shown = np.unique(np.linspace(0, len(order) - 1, min(len(order), CURVE_POINTS)).astype(int))
+    when = entry_ts.to_numpy()[order][shown]
     figure, axis = plt.subplots(figsize=(8, 4))
-    axis.plot(when, np.cumsum(returns[order]), label="every entry")
-    axis.plot(when, np.cumsum(np.where(taken[order], returns[order], 0.0)), label="entries the model takes")
+    axis.plot(when, every[shown], label="every entry")
+    axis.plot(when, model[shown], label="entries the model takes")
     axis.set_ylabel("cumulative return (sum of per-trade returns)")
     axis.set_title(f"{strategy}: out-of-sample trades")
     axis.legend()
