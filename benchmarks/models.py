@@ -8,10 +8,13 @@ model's phases on the warehouse it built.
    three models and strategy_signals, as recorded Dagster runs. Wall time and peak RSS of that
    process, and each step's time from the Dagster instance (target: <= 180 s and 4 GB).
    With --warehouse-url (and --dagster-home of the run that built it) an existing warehouse is used.
+   The three model steps together are the models' verdict (target <= 60 s, walk-forward included).
 2. Per strategy, on that warehouse, with a fresh MLflow store: closed labels, reading them, the
-   walk-forward (folds + fits), the final fit, plots, MLflow logging, and scoring the newest bar of
-   every symbol; against the same run's baseline, one plain fit of the same classifier on all rows
-   (targets: the three models together <= 60 s; logging <= 3 s per model; scoring < 1 s).
+   walk-forward (folds + fits), the final fit, plots, MLflow logging (target <= 3 s per model);
+   against the same run's baseline, one plain fit of the same classifier on all rows. Then scoring
+   the newest bar of every symbol end to end as strategy_signals does it: the champion looked up
+   and loaded from the registry, the features and recent bars read, the entry rule, predict
+   (target < 1 s). Imports and the tracking store's first migration are reported apart.
 
 Targets are printed, not asserted. The machine is shared and noisy: compare ratios, read the date.
 """
@@ -67,7 +70,10 @@ def whole_graph(home: Path, symbols: int, days: int) -> tuple[str, Path]:
     rows = [[step, f"{seconds:.1f}"] for step, seconds in steps]
     rows.append(["whole process (wall)", f"{wall:.1f}"])
     print_table(rows, ["step", "seconds"])
+    models_s = sum(seconds for step, seconds in steps if step.endswith("_model"))
     print(f"wall {wall:.0f} s (target <= 180 s, stretch 90 s): {'met' if wall <= 180 else 'MISSED'}")
+    print(f"the three model steps {models_s:.1f} s (target <= 60 s): {'met' if models_s <= 60 else 'MISSED'}")
+    print(_load())
     print(f"peak RSS {peak_mb:,.0f} MB (target <= 4,096 MB): {'met' if peak_mb <= 4096 else 'MISSED'}")
     return f"duckdb:///{home / 'warehouse.duckdb'}", home / "dagster"
 
@@ -86,18 +92,23 @@ def step_times(dagster_home: Path) -> list[tuple[str, float]]:
 def per_strategy(warehouse_url: str) -> None:
     import numpy as np
 
-    from crypto_assets.models.dataset import feature_columns, read_newest_entries, read_training_set
+    import_s, _ = _timed(_import_model_libraries)
+    from crypto_assets.models.dataset import feature_columns, read_training_set
     from crypto_assets.models.fit_and_register import TrainingSettings, fit_and_register
+    from crypto_assets.models.signals import score_newest
     from crypto_assets.models.tracking import CHAMPION, MlflowResource
-    from crypto_assets.models.training import make_pipeline
+    from crypto_assets.models.training import limited_threads, make_pipeline
     from crypto_assets.warehouse import Warehouse
 
-    print("\n2. per strategy (a fresh MLflow store; the first model pays MLflow's one-time start-up)")
+    print(f"\n2. per strategy, on that warehouse with a fresh MLflow store ({_load()} before)")
+    print(f"imports once per process (scikit-learn, MLflow, matplotlib): {import_s:.1f} s, not in the rows")
     warehouse = Warehouse(warehouse_url)
     store = Path(tempfile.mkdtemp(prefix="crypto_assets_bench_mlflow_"))
     tracking = MlflowResource(tracking_uri=f"sqlite:///{store / 'mlflow.db'}", artifact_root=str(store / "a"))
+    migrate_s, _ = _timed(lambda: tracking.client().search_experiments())
+    print(f"first use of the SQLite tracking store (its migration): {migrate_s:.1f} s, not in the rows")
     settings = TrainingSettings()
-    rows, total_ours, total_plain = [], 0.0, 0.0
+    rows, verdicts, total_ours, total_plain = [], [], 0.0, 0.0
     for strategy in RULES:
         with warehouse.read() as connection:
             read_s, frame = _timed(
@@ -105,43 +116,70 @@ def per_strategy(warehouse_url: str) -> None:
             )
         usable = frame[frame["has_features"]]
         x, y = usable[feature_columns(BASE)].astype("float32"), usable["label"].to_numpy()
-        plain_s, _ = _timed(lambda x=x, y=y: make_pipeline(settings.model).fit(x, y))
+        with limited_threads():  # the threads the models train with
+            plain_s, _ = _timed(lambda x=x, y=y: make_pipeline(settings.model).fit(x, y))
         train_s, report = _timed(
             lambda s=strategy, f=frame: fit_and_register(
                 f, strategy=s, base=BASE, strategy_params={}, settings=settings, tracking=tracking, tags={}
             )
         )
-        with warehouse.read() as connection:
-            newest = read_newest_entries(connection, BASE)
-        champion = tracking.version_by_alias(strategy, CHAMPION) or tracking.version_by_alias(
-            strategy, "challenger"
-        )
-        score_s = float("nan")
-        if champion is not None:
-            model = tracking.load_version(strategy, champion.version)
-            score_s, _ = _timed(
-                lambda m=model, n=newest: m.predict_proba(n[list(m.feature_names_in_)].astype("float32"))
-            )
         phases = report.seconds
         ours = read_s + train_s
         total_ours, total_plain = total_ours + ours, total_plain + plain_s
+        logging_s = phases.get("mlflow_logging", float("nan"))
+        verdicts.append(
+            f"{strategy}: MLflow logging {logging_s:.1f} s (target <= 3 s): "
+            + ("met" if logging_s <= 3 else "MISSED")
+        )
         rows.append([
             strategy, f"{len(frame):,}", f"{read_s:.1f}", f"{phases.get('walk_forward', np.nan):.1f}",
             f"{phases.get('final_fit', np.nan):.1f}", f"{phases.get('plots', np.nan):.1f}",
-            f"{phases.get('mlflow_logging', np.nan):.1f}", f"{ours:.1f}", f"{plain_s:.1f}",
-            f"{ours / plain_s:.1f}x", f"{score_s * 1000:.0f} ms ({len(newest)} symbols)",
+            f"{logging_s:.1f}", f"{ours:.1f}", f"{plain_s:.1f}", f"{ours / plain_s:.1f}x",
             f"{report.overall.get('roc_auc', np.nan):.3f}", report.promotion,
         ])  # fmt: skip
-    warehouse.dispose()
     print_table(
         rows,
         ["strategy", "labels", "read s", "walk-forward s", "final fit s", "plots s", "mlflow log s",
-         "total s", "one plain fit s", "total / plain fit", "scoring newest bars", "oos AUC", "gate"],
+         "total s", "one plain fit s", "total / plain fit", "oos AUC", "gate"],
     )  # fmt: skip
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for line in verdicts:
+        print(line)
     verdict = "met" if total_ours <= 60 else "MISSED"
-    print(f"three models {total_ours:.1f} s (target <= 60 s): {verdict}; {total_ours / total_plain:.1f}x")
-    print(f"three plain fits of the same classifier; peak RSS of this process {peak_mb:,.0f} MB")
+    print(f"three models {total_ours:.1f} s (target <= 60 s): {verdict}")
+    print(f"  = {total_ours / total_plain:.1f}x three plain fits of the same classifier; {_load()} after")
+
+    # scoring, end to end as strategy_signals does it: the champion looked up and loaded from the
+    # registry, the newest bar's features and the recent bars read, the entry rule, predict
+    def score(strategies):
+        champions = {s: tracking.version_by_alias(s, CHAMPION) for s in strategies}
+        with warehouse.read() as connection:
+            return score_newest(connection, BASE, champions, tracking)
+
+    score_rows = []
+    for strategy in RULES:
+        score_s, scored = _timed(lambda s=strategy: score([s]))
+        score_rows.append([strategy, f"{score_s * 1000:.0f}", f"{len(scored)}"])
+    all_s, scored = _timed(lambda: score(list(RULES)))
+    score_rows.append(["all (what the asset does)", f"{all_s * 1000:.0f}", f"{len(scored)}"])
+    print_table(score_rows, ["scoring with the champion", "ms end to end", "rows scored"])
+    symbols = scored["symbol"].nunique() if len(scored) else 0
+    print(
+        f"scoring the newest bars of {symbols} symbols with every champion: {all_s:.2f} s "
+        f"(target < 1 s): {'met' if all_s < 1 else 'MISSED'}"
+    )
+    warehouse.dispose()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this process {peak_mb:,.0f} MB")
+
+
+def _import_model_libraries() -> None:
+    import matplotlib.pyplot  # noqa: F401
+    import mlflow.sklearn  # noqa: F401
+    import sklearn.ensemble  # noqa: F401
+
+
+def _load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _timed(function):

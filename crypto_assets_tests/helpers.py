@@ -11,7 +11,16 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from dagster import DagsterInstance, ExecuteInProcessResult, materialize
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    DagsterInstance,
+    ExecuteInProcessResult,
+    MaterializeResult,
+    asset,
+    materialize,
+)
 
 from crypto_assets.ingestion.assets import build_raw_ohlc
 from crypto_assets.market import Timeframe
@@ -98,3 +107,40 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) ->
     assert "Traceback" not in result.stderr
     for needle in needles:
         assert needle in lines[0]
+
+
+def recorded_run(
+    instance: DagsterInstance,
+    key: str,
+    checks: dict[str, bool],
+    severity: AssetCheckSeverity = AssetCheckSeverity.WARN,
+) -> None:
+    """What a run of asset `key` records for the automation: its materialization and its checks'
+    results in one run (a check result of the same run counts for that materialization). The
+    asset's body is a stand-in."""
+
+    @asset(key=key, check_specs=[AssetCheckSpec(name, asset=key) for name in checks])
+    def stand_in():
+        yield MaterializeResult()
+        for name, passed in checks.items():
+            yield AssetCheckResult(check_name=name, passed=passed, severity=severity)
+
+    assert materialize([stand_in], instance=instance).success
+
+
+def wait_for_http(url: str, process, timeout: float = 180) -> None:
+    """Until `url` answers 200 on loopback; fails with the log's tail when `process` (a
+    crypto_assets_tests.processes.Process) exits first or the time is up."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.popen.poll() is None, process.tail()
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer within {timeout:.0f} s\n{process.tail()}")

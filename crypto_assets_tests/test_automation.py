@@ -22,6 +22,7 @@ from crypto_assets.code_location import build_defs
 from crypto_assets.market import Timeframe
 from crypto_assets.settings import load_settings
 from crypto_assets.warehouse import Warehouse
+from crypto_assets_tests.helpers import recorded_run
 
 BASE = Timeframe.parse("15m")
 LABELS = {"strategy_dca_labels", "strategy_swing_labels", "strategy_channel_labels"}
@@ -134,3 +135,52 @@ def test_the_sensor_is_on_and_targets_features_and_labels(tmp_path: Path):
     assert sensor.default_status == DefaultSensorStatus.RUNNING
     targeted = sensor.asset_selection.resolve(defs.resolve_asset_graph())
     assert {key.to_user_string() for key in targeted} == DERIVED
+
+
+# --- strategy_signals waits for a champion --------------------------------------------------------
+
+
+def trained(deployment: Deployment, model: str, *, champion: bool) -> None:
+    """A model's training: a skip or a refused first version fails has_champion; a promotion, or a
+    champion kept from before, passes it."""
+    recorded_run(deployment.instance, model, {"has_champion": champion})
+
+
+def new_bar(deployment: Deployment) -> None:
+    """A features run after a new bar, with its blocking check."""
+    recorded_run(deployment.instance, "features", {"features_valid": True}, AssetCheckSeverity.ERROR)
+
+
+def test_signals_wait_for_a_first_champion_then_follow_every_new_bar(tmp_path: Path):
+    deployment = Deployment(tmp_path)
+    assert "strategy_signals" not in deployment.tick()
+    assert deployment.load()  # candles and their blocking checks, which signals also wait for
+    deployment.dbt_build_passes()
+    new_bar(deployment)
+    # a fresh deployment: every model trained once and none has a champion (too few labels, or
+    # no edge out of sample); before the has_champion gate this requested a failing run every bar
+    for model in ("dca_model", "swing_model", "channel_model"):
+        trained(deployment, model, champion=False)
+    assert "strategy_signals" not in deployment.tick()
+    for _ in range(3):  # new bars keep coming; still nothing to score with
+        new_bar(deployment)
+        assert "strategy_signals" not in deployment.tick()
+
+    trained(deployment, "swing_model", champion=True)  # the first promotion
+    assert "strategy_signals" in deployment.tick()
+    deployment.instance.report_runless_asset_event(AssetMaterialization("strategy_signals"))
+    assert "strategy_signals" not in deployment.tick(), "once per update"
+
+    for _ in range(2):  # every new bar: one request
+        new_bar(deployment)
+        assert "strategy_signals" in deployment.tick()
+        deployment.instance.report_runless_asset_event(AssetMaterialization("strategy_signals"))
+        assert "strategy_signals" not in deployment.tick()
+    # a later training refused its challenger: the champion stays, signals keep following the bars
+    trained(deployment, "swing_model", champion=True)
+    trained(deployment, "dca_model", champion=False)
+    assert "strategy_signals" in deployment.tick()
+    deployment.instance.report_runless_asset_event(AssetMaterialization("strategy_signals"))
+    assert "strategy_signals" not in deployment.tick()
+    new_bar(deployment)
+    assert "strategy_signals" in deployment.tick()

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,7 +62,23 @@ def condition_text(condition) -> str | None:
         return None
     label = f"[{condition.get_label()}]" if condition.get_label() else ""
     children = ", ".join(condition_text(child) for child in condition.children)
-    return f"{condition.name}{label}" + (f"({children})" if children else "")
+    return _in_sorted_order(f"{condition.name}{label}") + (f"({children})" if children else "")
+
+
+_KEYS = re.compile(r'key:"[^"]+"(?: or key:"[^"]+")+')
+_CHECK_KEYS = re.compile(r"AssetCheckKey\(asset_key=AssetKey\(\[[^\]]*\]\), name='[^']*'\)")
+
+
+def _in_sorted_order(name: str) -> str:
+    """A selection inside a condition's name lists its keys in set order, which changes from one
+    process to the next: sort them."""
+    name = _KEYS.sub(lambda m: " or ".join(sorted(m.group(0).split(" or "))), name)
+    found = _CHECK_KEYS.findall(name)
+    if found:
+        joined = ", ".join(found)
+        if joined in name:
+            name = name.replace(joined, ", ".join(sorted(found)))
+    return name
 
 
 def graph_snapshot() -> dict:

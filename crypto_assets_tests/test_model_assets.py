@@ -3,22 +3,27 @@ PostgreSQL) and a real MLflow store: skips, the registry, and signals that follo
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, evaluate_automation_conditions, materialize
 
 from crypto_assets.features.store import ensure_features_table, replace_features
+from crypto_assets.ingestion.checks import build_raw_ohlc_checks
 from crypto_assets.labels.store import ensure_label_table, rewrite_labels
 from crypto_assets.market import Timeframe
 from crypto_assets.models.assets import build_model_assets
 from crypto_assets.models.signals import SIGNAL_COLUMNS, build_signals_asset
 from crypto_assets.models.tracking import CHAMPION, MlflowResource
-from crypto_assets.resources import MarketResource, WarehouseResource
+from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource
 from crypto_assets.warehouse import Warehouse
 from crypto_assets.warehouse.candles import upsert_candles
 from crypto_assets.warehouse.schema import KEY_COLUMNS, VALUE_COLUMNS, ensure_ingestion_tables
+from crypto_assets_tests.helpers import RAW_OHLC, recorded_run, wait_for_http
 from crypto_assets_tests.planted import WEAK, panel, planted_labels
 
 pytestmark = pytest.mark.slow
@@ -96,7 +101,13 @@ def test_a_strategy_with_too_few_labels_is_skipped_and_the_others_train(
     checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
     assert checks[("dca_model", "oos_auc_above_floor")].passed
     assert checks[("dca_model", "beats_base_rate_log_loss")].passed
-    assert not checks[("swing_model", "no_empty_fold")].passed  # not trained: says why, as a warning
+    skipped = checks[("swing_model", "no_empty_fold")]  # not trained: says why, as a warning
+    assert not skipped.passed and skipped.severity == AssetCheckSeverity.WARN
+    assert "minimum 1000" in skipped.description
+    no_champion = checks[("swing_model", "has_champion")]
+    assert not no_champion.passed and no_champion.description.startswith("no champion: not trained")
+    assert checks[("dca_model", "has_champion")].passed and checks[("channel_model", "has_champion")].passed
+    assert checks[("dca_model", "no_empty_fold")].severity == AssetCheckSeverity.WARN
     assert tracking(tmp_path).version_by_alias("swing", CHAMPION) is None
     names = {m.name for m in tracking(tmp_path).client().search_registered_models()}
     assert names == {"crypto_assets.dca", "crypto_assets.channel"}, "a skipped strategy registers nothing"
@@ -153,3 +164,181 @@ def test_signals_fail_clearly_without_any_champion(
     assert not result.success
     [failure] = result.get_step_failure_events()
     assert "no strategy has a champion model yet" in failure.step_failure_data.user_failure_data.description
+
+
+def test_signals_automation_waits_for_a_models_first_champion(
+    warehouse_url: str, warehouse: Warehouse, market_data, tmp_path: Path
+):
+    """The code location's automation over real model runs: trainings that skip (too few labels)
+    request no signals run; the first promotion does; then every new bar does."""
+    from crypto_assets.code_location import build_defs
+    from crypto_assets.settings import load_settings
+
+    defs = build_defs(load_settings({"CRYPTO_ASSETS_START": "2025-01-01"}))
+    bars, features = market_data
+    write_market(warehouse, bars, features)
+    labels = planted_labels(features, strategy="dca", seed=5)
+    for strategy in ("dca", "swing", "channel"):
+        write_labels(warehouse, strategy, labels.head(300).assign(strategy=strategy))
+    cursor = None
+
+    def tick() -> set[str]:
+        nonlocal cursor
+        result = evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+        cursor = result.cursor
+        return {r.key.to_user_string() for r in result.results if r.true_subset.size}
+
+    with DagsterInstance.ephemeral() as instance:
+        # a day of candles with their checks (signals wait for raw_ohlc's blocking check), then
+        # features as its run records them (a stand-in body: the table is written above)
+        loaded = materialize(
+            [RAW_OHLC, *build_raw_ohlc_checks(RAW_OHLC)], instance=instance, partition_key="2025-03-04",
+            resources={
+                "warehouse": WarehouseResource(url=warehouse_url),
+                "source": CandleSourceResource(spec="synthetic"),
+                "market": MarketResource(symbols=SYMBOLS),
+            },
+        )  # fmt: skip
+        assert loaded.success
+        recorded_run(instance, "features", {"features_valid": True}, AssetCheckSeverity.ERROR)
+        assert run(warehouse_url, tmp_path, instance, MODELS).success  # all three skip
+        assert "strategy_signals" not in tick()
+        recorded_run(instance, "features", {"features_valid": True}, AssetCheckSeverity.ERROR)
+        assert "strategy_signals" not in tick(), "no champion: no signals run on a new bar"
+
+        write_labels(warehouse, "dca", labels)
+        trained = run(warehouse_url, tmp_path, instance, [MODELS[0]])
+        assert model_metadata(trained, "dca")["promotion"] == "promoted"
+        assert "strategy_signals" in tick()
+        assert run(warehouse_url, tmp_path, instance, [SIGNALS]).success
+        assert "strategy_signals" not in tick()
+        recorded_run(instance, "features", {"features_valid": True}, AssetCheckSeverity.ERROR)
+        assert "strategy_signals" in tick(), "a new bar is scored"
+
+
+# --- secrets ---------------------------------------------------------------------------------------
+
+PASSWORD = "pw-4f1c9e2b7d"  # in the tracking server's URL and the PostgreSQL warehouse URL
+SECRETS = {
+    "SLACK_WEBHOOK_URL": "https://hooks.slack.test/services/T000/B000/slack-7a61c0",
+    "CRYPTO_ASSETS_ALERT_WEBHOOK": "https://alerts.test/hook?token=hook-93be01",
+    "AWS_SECRET_ACCESS_KEY": "aws-0d5e8f3a1b",
+    "PIP_INDEX_URL": "https://ci:pip-2c4e6a@pypi.internal.test/simple",
+    "DAGSTER_PG_PASSWORD": "dagster-pg-5b7d9f",
+}
+LABEL_PARAM_SECRET = "sk-label-8e2f4a6c"  # recorded beside the label parameters
+RUN_TAG_SECRET = "tag-1d3f5b7e"  # a tag of the Dagster run
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real MLflow tracking server on loopback (SQLite store, proxied artifacts): (host:port, its
+    folder)."""
+    from crypto_assets_tests.processes import free_port, start, stop
+
+    folder = tmp_path / "mlflow-server"
+    folder.mkdir()
+    port = free_port()
+    command = [
+        str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+        "--serve-artifacts", "--artifacts-destination", str(folder / "artifacts"),
+    ]  # fmt: skip
+    server = start("mlflow", command, {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}, folder)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", server)
+        yield f"127.0.0.1:{port}", folder
+    finally:
+        stop([server])
+
+
+def with_password(url: str) -> str:
+    """A PostgreSQL URL with a password (the test server trusts loopback: it is ignored)."""
+    return url.replace("postgres@", f"postgres:{PASSWORD}@", 1) if url.startswith("postgresql") else url
+
+
+def leaked(text: str | bytes, what: Iterable[str]) -> list[str]:
+    data = text if isinstance(text, bytes) else text.encode(errors="replace")
+    return [secret for secret in what if secret.encode() in data]
+
+
+def test_no_secret_reaches_mlflow_the_logs_or_the_artifacts(
+    warehouse_url: str,
+    warehouse: Warehouse,
+    market_data,
+    tmp_path: Path,
+    mlflow_server,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture,
+):
+    from dagster import AssetMaterialization, MetadataValue
+    from dagster_shared.serdes import serialize_value
+    from mlflow import MlflowClient
+
+    host, server_folder = mlflow_server
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)  # restored after the test: the resource sets them
+    everything = [PASSWORD, LABEL_PARAM_SECRET, RUN_TAG_SECRET, *SECRETS.values()]
+    bars, features = market_data
+    write_market(warehouse, bars, features)
+    write_labels(warehouse, "dca", planted_labels(features, strategy="dca", seed=5))
+    resources = {
+        "warehouse": WarehouseResource(url=with_password(warehouse_url)),
+        "market": MarketResource(symbols=SYMBOLS),
+        "mlflow": MlflowResource(
+            tracking_uri=f"http://crypto:{PASSWORD}@{host}", artifact_root=str(tmp_path / "unused")
+        ),
+    }
+    with DagsterInstance.ephemeral() as instance:
+        # the label asset records its parameters; something secret-looking recorded beside them
+        instance.report_runless_asset_event(
+            AssetMaterialization(
+                "strategy_dca_labels",
+                metadata={"params": MetadataValue.json({"drop_pct": 5.0, "api_key": LABEL_PARAM_SECRET})},
+            )
+        )
+        trained = materialize(
+            [MODELS[0]], resources=resources, instance=instance, tags={"deploy/token": RUN_TAG_SECRET}
+        )
+        scored = materialize([SIGNALS], resources=resources, instance=instance)
+        assert trained.success and scored.success
+        assert model_metadata(trained, "dca")["promotion"] == "promoted"
+        events = [serialize_value(e) for r in (trained, scored) for e in instance.all_logs(r.run_id)]
+
+        # the server unreachable: the step fails, and its error names the server without the password
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+        closed = f"http://crypto:{PASSWORD}@127.0.0.1:9"
+        failed = materialize(
+            [MODELS[0]],
+            resources={**resources, "mlflow": MlflowResource(tracking_uri=closed, artifact_root="/tmp/x")},
+            instance=instance,
+            raise_on_error=False,
+        )
+        assert not failed.success
+        [failure] = failed.get_step_failure_events()
+        assert "127.0.0.1:9" in str(failure.step_failure_data.error), "the error still says where"
+        events += [serialize_value(e) for e in instance.all_logs(failed.run_id)]
+
+    client = MlflowClient(f"http://{host}", registry_uri=f"http://{host}")  # no credentials needed
+    experiment = client.get_experiment_by_name("crypto_assets.dca")
+    [mlflow_run] = client.search_runs([experiment.experiment_id])
+    assert mlflow_run.data.params["strategy.drop_pct"] == "5.0"
+    assert not any(key.startswith("strategy.api") for key in mlflow_run.data.params)
+    [version] = client.search_model_versions("name = 'crypto_assets.dca'")
+    logged = " ".join(
+        [
+            *mlflow_run.data.params.values(), *mlflow_run.data.tags.values(), *version.tags.values(),
+            *experiment.tags.values(), str(experiment.artifact_location), version.source or "",
+        ]
+    )  # fmt: skip
+    assert leaked(logged, everything) == [], "params and tags"
+    assert leaked("\n".join(events), everything) == [], "the Dagster runs' event logs"
+    output = capfd.readouterr()
+    assert leaked(output.out + output.err, everything) == [], "stdout and stderr"
+    files = [path for path in server_folder.rglob("*") if path.is_file()]
+    assert any(path.name == "MLmodel" for path in files) and any(path.suffix == ".png" for path in files)
+    for path in files:  # the artifacts (model, environment files, plots) and the server's store
+        assert leaked(path.read_bytes(), everything) == [], path

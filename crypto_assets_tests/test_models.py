@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,12 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crypto_assets.market import Timeframe
 from crypto_assets.models.dataset import feature_columns
 from crypto_assets.models.fit_and_register import TrainingSettings, fit_and_register
 from crypto_assets.models.tracking import CHALLENGER, CHAMPION, MlflowResource, registered_name
-from crypto_assets.models.training import walk_forward
+from crypto_assets.models.training import fit_final, walk_forward
 from crypto_assets.models.validation import walk_forward_folds
-from crypto_assets_tests.planted import BASE, STRONG, WEAK, panel, planted_labels, training_set
+from crypto_assets_tests.helpers import recorded_run
+from crypto_assets_tests.planted import BASE, STRONG, T0, WEAK, panel, planted_labels, training_set
 
 
 @pytest.fixture
@@ -45,6 +48,32 @@ def train(tracking: MlflowResource, frame: pd.DataFrame, **overrides):
 # --- folds ---------------------------------------------------------------------------------------
 
 
+def leaks(entry: pd.Series, exit_: pd.Series, fold, bar: timedelta, embargo: timedelta) -> list[str]:
+    """What is wrong with one fold's training rows, from the actual indices: a training row that is
+    not before the fold, whose label window [entry, exit + bar) reaches into the embargo gap before
+    the fold's first *entry* or into the fold itself; or a row that the rule allows but was dropped
+    (over-purging, which would hide a wrong purge behind a smaller training set)."""
+    test_start = entry.iloc[fold.test].min()
+    label_end = exit_ + bar  # half-open: the exit bar is part of the label
+    allowed = np.flatnonzero(((entry < test_start) & (label_end <= test_start - embargo)).to_numpy())
+    train = np.asarray(fold.train)
+    problems = []
+    if not (entry.iloc[train] < test_start).all():
+        problems.append(f"fold {fold.number}: training rows at or after the fold's first entry")
+    reaching = train[(label_end.iloc[train] > test_start - embargo).to_numpy()]
+    if len(reaching):
+        worst = label_end.iloc[reaching].max()
+        problems.append(
+            f"fold {fold.number}: {len(reaching)} training label(s) end within {test_start - worst} "
+            f"of the fold's first entry (embargo {embargo})"
+            if worst <= test_start
+            else f"fold {fold.number}: {len(reaching)} training label(s) overlap the test fold"
+        )
+    if len(np.setdiff1d(allowed, train)):
+        problems.append(f"fold {fold.number}: {len(np.setdiff1d(allowed, train))} allowed row(s) dropped")
+    return problems
+
+
 def test_purge_and_embargo_hold_on_every_fold():
     """Checked on the indices each fold really uses: a panel of symbols sharing timestamps, label
     windows of random length, so rows near each fold's leading edge overlap it."""
@@ -60,18 +89,24 @@ def test_purge_and_embargo_hold_on_every_fold():
     assert np.array_equal(tested, np.arange(len(entry) - len(tested), len(entry))), "tiles the end"
     for fold in folds:
         assert len(fold.train) > 0
-        test_start = entry.iloc[fold.test].min()
-        test_end = (exit_.iloc[fold.test] + bar).max()
-        label_end = exit_.iloc[fold.train] + bar  # half-open: the exit bar is part of the label
-        # purge from the fold's first *entry*, plus the embargo gap before it
-        assert (label_end <= test_start - embargo).all()
-        assert (entry.iloc[fold.train] < test_start).all()
-        # nothing trained on lies in the embargo after the fold either
-        after = entry.iloc[fold.train]
-        assert not ((after >= test_end) & (after <= test_end + embargo)).any()
-        # the purge really removed rows: the ones just before the fold are gone
-        candidates = np.arange(fold.test.min())
-        assert len(fold.train) < len(candidates)
+        assert leaks(entry, exit_, fold, bar, embargo) == []
+        # the purge and the embargo really removed rows: some that precede the fold are not trained on
+        assert len(fold.train) < fold.test.min()
+
+    # the classic bug, caught by the same checker: purging from the first test label's *exit*
+    # instead of its entry keeps training labels that run into the embargo gap or the fold
+    latest = folds[-1]
+    first_exit = exit_.iloc[latest.test[0]] + bar
+    wrong = np.flatnonzero(
+        ((entry < entry.iloc[latest.test[0]]) & (exit_ + bar <= first_exit - embargo)).to_numpy()
+    )
+    found = leaks(entry, exit_, replace(latest, train=wrong), bar, embargo)
+    assert found and "end within" in found[0], found
+    # and so is a purge without the embargo gap
+    no_gap = np.flatnonzero(
+        ((entry < entry.iloc[latest.test[0]]) & (exit_ + bar <= entry.iloc[latest.test[0]])).to_numpy()
+    )
+    assert leaks(entry, exit_, replace(latest, train=no_gap), bar, embargo)
 
 
 def test_a_label_whose_exit_bar_is_in_the_test_fold_is_purged():
@@ -86,23 +121,113 @@ def test_a_label_whose_exit_bar_is_in_the_test_fold_is_purged():
     assert fold.train.tolist() == [0, 2]
 
 
-def walk_forward_on(frame: pd.DataFrame):
-    """Four purged folds over `frame` (a training set) and the default model's out-of-sample results."""
+def walk_forward_on(frame: pd.DataFrame, extra: list[str] | None = None, **params):
+    """Four purged folds over `frame` (a training set) and the default model's out-of-sample results
+    (`extra` columns of `frame` added to the features, `params` overriding the model's)."""
     folds = walk_forward_folds(
         frame["entry_ts"], frame["exit_ts"], n_folds=4, test_fraction=0.5, bar=BASE.delta,
         embargo=timedelta(hours=12),
     )  # fmt: skip
-    x = frame[feature_columns(BASE)].astype("float32")
+    x = frame[[*feature_columns(BASE), *(extra or [])]].astype("float32")
     y, returns = frame["label"].to_numpy(), frame["realized_return"].to_numpy()
-    return walk_forward(x, y, returns, frame["entry_ts"], folds, settings().model)
+    model = replace(settings().model, **params)
+    return walk_forward(x, y, returns, frame["entry_ts"], folds, model)
+
+
+# --- what a model sees ----------------------------------------------------------------------------
+
+
+def resample(bars: pd.DataFrame, timeframe: Timeframe) -> pd.DataFrame:
+    """Complete buckets of `timeframe` from base bars (what dbt's ohlc_<tf> keeps as complete)."""
+    frame = bars.assign(bucket=bars["ts"].dt.floor(f"{timeframe.seconds}s"))
+    grouped = frame.sort_values("ts").groupby(["exchange", "symbol", "bucket"], as_index=False)
+    buckets = grouped.agg(
+        open=("open", "first"), high=("high", "max"), low=("low", "min"), close=("close", "last"),
+        volume=("volume", "sum"), bars=("ts", "size"),
+    )  # fmt: skip
+    complete = buckets[buckets["bars"] == timeframe.seconds // BASE.seconds]
+    return complete.drop(columns="bars").rename(columns={"bucket": "ts"}).assign(timeframe=timeframe.name)
+
+
+def test_coarse_features_are_joined_as_of_the_entry_bars_close(warehouse):
+    """Through the warehouse, on resampled bars and their real features: each entry gets, per
+    coarser timeframe, the newest bucket that had closed by the entry bar's close (an entry at
+    10:45 closes at 11:00 and sees the 10:00 hour; one at 10:30 sees 09:00), never one closing
+    after it. The reference is pandas' merge_asof on close times, an independent implementation."""
+    from crypto_assets.features.indicators import compute_features
+    from crypto_assets.features.store import ensure_features_table, replace_features
+    from crypto_assets.labels.store import ensure_label_table, label_table, rewrite_labels
+    from crypto_assets.models.dataset import (
+        COARSE_FEATURES,
+        attach_coarse,
+        coarse_timeframes,
+        read_newest_entries,
+        read_training_set,
+    )
+
+    bars, base_features = panel(symbols=2, n_bars=1500, seed=9)
+    coarse = [compute_features(resample(bars, tf)) for tf in coarse_timeframes(BASE)]
+    labels = planted_labels(base_features, strategy="dca", seed=3, every=1)
+    with warehouse.begin() as connection:
+        ensure_features_table(connection)
+        replace_features(connection, pd.concat([base_features, *coarse], ignore_index=True), everything=True)
+        ensure_label_table(connection, "dca")
+        rewrite_labels(connection, "dca", BASE.name, labels)
+    with warehouse.read() as connection:
+        joined = read_training_set(connection, label_table("dca"), BASE)
+    assert len(joined) == len(labels) and joined["has_features"].all()
+
+    entry_ts = joined["entry_ts"].astype("datetime64[ns, UTC]")
+    entries = joined.assign(entry_ts=entry_ts, close=entry_ts + BASE.delta).sort_values("close")
+    for tf, features in zip(coarse_timeframes(BASE), coarse, strict=True):
+        columns = [f"{tf.name}_{name}" for name in COARSE_FEATURES]
+        bucket_ts = features["ts"].astype("datetime64[ns, UTC]")
+        buckets = features.assign(ts=bucket_ts, bucket_close=bucket_ts + tf.delta).rename(
+            columns=dict(zip(COARSE_FEATURES, columns, strict=True))
+        )
+        buckets = buckets.sort_values("bucket_close")[["exchange", "symbol", "bucket_close", "ts", *columns]]
+        expected = pd.merge_asof(
+            entries[["exchange", "symbol", "entry_ts", "close"]], buckets, left_on="close",
+            right_on="bucket_close", by=["exchange", "symbol"], direction="backward",
+        )  # fmt: skip
+        assert (
+            expected["bucket_close"].dropna() <= expected.loc[expected["bucket_close"].notna(), "close"]
+        ).all()
+        on_the_close = expected["bucket_close"] == expected["close"]
+        assert on_the_close.any() and (~on_the_close & expected["bucket_close"].notna()).any()
+        actual = entries[columns].astype("float64").reset_index(drop=True)
+        pd.testing.assert_frame_equal(actual, expected[columns].astype("float64"), check_names=False)
+        # the check can fail: the bucket holding the entry (it closes after the entry) differs
+        holding = entries.assign(ts=entries["entry_ts"].dt.floor(f"{tf.seconds}s"))
+        leaked = holding[["exchange", "symbol", "ts"]].merge(
+            buckets[["exchange", "symbol", "ts", columns[0]]], how="left"
+        )
+        assert (leaked[columns[0]].to_numpy() != actual[columns[0]].to_numpy()).mean() > 0.5
+
+    # what signals score: the newest bar of each series, joined the same way from a read narrowed
+    # to the recent buckets
+    with warehouse.read() as connection:
+        newest = read_newest_entries(connection, BASE)
+    assert len(newest) == 2 and (newest["entry_ts"] == bars["ts"].max()).all()
+    reference = attach_coarse(newest[["exchange", "symbol", "entry_ts"]], pd.concat(coarse), BASE)
+    coarse_columns = [c for c in feature_columns(BASE) if c not in newest.columns[:3] and c[0].isdigit()]
+    assert newest[coarse_columns].notna().all().all()
+    pd.testing.assert_frame_equal(
+        newest[coarse_columns].reset_index(drop=True).astype("float64"),
+        reference[coarse_columns].reset_index(drop=True).astype("float64"),
+    )
 
 
 # --- scores ----------------------------------------------------------------------------------------
 
 
 def test_permuted_labels_give_an_out_of_sample_auc_of_one_half(planted: pd.DataFrame):
-    """Leakage canary: with outcomes shuffled across entries there is nothing to learn; a pipeline
-    that leaks (random validation split, unpurged folds, future features) would still score."""
+    """Leakage canary: with outcomes shuffled across entries (each keeps its realized return) no
+    feature can predict them, so out-of-sample AUC must be 0.5 +/- 0.05. It catches a feature that
+    travels with the outcome (the return, the exit, anything joined from the label row) and scores
+    that are not out of sample (predictions of rows the model was fitted on). It does not catch
+    unpurged folds or features from the future: shuffled outcomes no longer overlap in time nor
+    depend on prices; those are the purge/embargo test's and the coarse-join test's."""
     frame = planted.copy()
     rng = np.random.default_rng(11)
     permuted = rng.permutation(len(frame))
@@ -111,6 +236,36 @@ def test_permuted_labels_give_an_out_of_sample_auc_of_one_half(planted: pd.DataF
     result = walk_forward_on(frame)
     assert abs(result.overall["roc_auc"] - 0.5) <= 0.05, result.overall
     assert result.overall["brier_skill"] <= 0.01
+    # the canary can fail: the same shuffled outcomes with their realized return as a feature
+    leaked = walk_forward_on(frame.assign(leak=frame["realized_return"]), extra=["leak"])
+    assert leaked.overall["roc_auc"] > 0.9, leaked.overall
+
+
+def test_early_stopping_is_off_above_10000_rows():
+    """HistGradientBoosting's early_stopping="auto" turns on above 10,000 rows and scores on a
+    *random* validation split of the training rows: future rows, a leak. Ours trains every
+    iteration on every training row, whatever validation_fraction says."""
+    rng = np.random.default_rng(3)
+    n = 16_000  # the latest fold trains on more than 10,000 rows
+    frame = pd.DataFrame(rng.normal(size=(n, len(feature_columns(BASE)))), columns=feature_columns(BASE))
+    frame["entry_ts"] = T0 + pd.to_timedelta(np.arange(n) // 2 * 900, unit="s")  # 2 symbols per bar
+    frame["exit_ts"] = frame["entry_ts"] + pd.to_timedelta(rng.integers(1, 9, n) * 900, unit="s")
+    frame["label"] = (rng.random(n) < 0.3).astype(int)  # noise: early stopping would stop early
+    frame["realized_return"] = np.where(frame["label"] == 1, 0.03, -0.02)
+    result = walk_forward_on(frame, max_iter=40)
+    classifier = result.latest_model.named_steps["classifier"]
+    assert len(result.latest_fold.train) > 10_000
+    assert classifier.early_stopping is False
+    assert classifier.n_iter_ == 40, "every iteration ran: no validation split stopped it"
+    # the test can fail: the same rows with scikit-learn's default do stop early
+    from sklearn.base import clone
+
+    x = frame[feature_columns(BASE)].astype("float32").iloc[result.latest_fold.train]
+    y = frame["label"].to_numpy()[result.latest_fold.train]
+    default = clone(classifier).set_params(early_stopping="auto").fit(x, y)
+    assert default.n_iter_ < 40
+    other_split = clone(classifier).set_params(validation_fraction=0.5).fit(x, y)
+    assert np.array_equal(other_split.predict_proba(x), classifier.predict_proba(x))
 
 
 def test_a_planted_signal_is_found_out_of_sample(planted: pd.DataFrame):
@@ -120,6 +275,58 @@ def test_a_planted_signal_is_found_out_of_sample(planted: pd.DataFrame):
     assert overall["log_loss"] < overall["log_loss_naive"]
     assert overall["mean_return_taken"] > overall["mean_return_all"]
     assert len(result.folds) == 4 and (result.folds["rows"] > 0).all()
+
+
+def test_a_latest_fold_with_one_outcome_is_a_clear_skip(tracking: MlflowResource, planted: pd.DataFrame):
+    """No take profit at all (or only take profits): nothing to learn, nothing registered."""
+    frame = planted.assign(label=0, realized_return=-0.02)
+    report = train(tracking, frame)
+    assert (report.promotion, report.version, report.folds) == ("skipped", None, None)
+    assert "not trained: the latest fold's" in report.reason and "no take profit" in report.reason
+    assert tracking.client().search_registered_models() == []
+
+
+def test_the_latest_model_is_the_latest_folds_never_an_older_ones(planted: pd.DataFrame):
+    """walk_forward fits the model the champion gate compares on the latest fold's training rows;
+    when those hold one outcome it refuses instead of handing back an older fold's model."""
+    folds = walk_forward_folds(
+        planted["entry_ts"], planted["exit_ts"], n_folds=4, test_fraction=0.5, bar=BASE.delta,
+        embargo=timedelta(hours=12),
+    )  # fmt: skip
+    x = planted[feature_columns(BASE)].astype("float32")
+    y, returns = planted["label"].to_numpy(), planted["realized_return"].to_numpy()
+    result = walk_forward(x, y, returns, planted["entry_ts"], folds, settings().model)
+    assert result.latest_fold is folds[-1]
+    refit = fit_final(x.iloc[folds[-1].train], y[folds[-1].train], settings().model)
+    probe = x.iloc[folds[-1].test]
+    assert np.array_equal(result.latest_model.predict_proba(probe), refit.predict_proba(probe))
+
+    # an older fold that trains, and a latest fold whose training rows are take profits only
+    ones = folds[-1].train[y[folds[-1].train] == 1]
+    with pytest.raises(ValueError, match="the latest fold"):
+        walk_forward(
+            x, y, returns, planted["entry_ts"], [folds[0], replace(folds[-1], train=ones)], settings().model
+        )
+
+
+def test_permutation_importance_matches_scikit_learns(planted: pd.DataFrame):
+    """The plot's importance (every shuffled copy scored in one call) agrees with
+    sklearn.inspection.permutation_importance and ranks the planted strong signal first."""
+    from sklearn.inspection import permutation_importance as sklearn_importance
+
+    from crypto_assets.models.plots import IMPORTANCE_ROWS, permutation_importance
+
+    result = walk_forward_on(planted)
+    latest = result.latest_fold.test
+    x = planted[feature_columns(BASE)].astype("float32").iloc[latest]
+    y = planted["label"].to_numpy()[latest]
+    mean, std = permutation_importance(result.latest_model, x, y)
+    assert x.columns[int(np.argmax(mean))] == STRONG and (std >= 0).all()
+    rows = np.linspace(0, len(x) - 1, min(len(x), IMPORTANCE_ROWS)).astype(int)
+    reference = sklearn_importance(
+        result.latest_model, x.iloc[rows], y[rows], scoring="neg_log_loss", n_repeats=3, random_state=0
+    )
+    assert np.corrcoef(mean, reference.importances_mean)[0, 1] > 0.95
 
 
 # --- MLflow and the champion gate -----------------------------------------------------------------
@@ -216,10 +423,7 @@ def test_mlflow_tracking_uri_is_described_without_its_password():
 
 def test_new_candles_rescore_signals_but_do_not_retrain_models(tmp_path: Path):
     from dagster import (
-        AssetCheckEvaluation,
         AssetCheckSeverity,
-        AssetKey,
-        AssetMaterialization,
         DagsterInstance,
         DefaultSensorStatus,
         evaluate_automation_conditions,
@@ -250,15 +454,10 @@ def test_new_candles_rescore_signals_but_do_not_retrain_models(tmp_path: Path):
             },
         )
         assert loaded.success
-        # each model trained once (signals wait for that), then new features
-        for key in ("dca_model", "swing_model", "channel_model", "features"):
-            instance.report_runless_asset_event(AssetMaterialization(key))
-        instance.report_runless_asset_event(  # what the features run records with it
-            AssetCheckEvaluation(
-                asset_key=AssetKey("features"), check_name="features_valid", passed=True,
-                severity=AssetCheckSeverity.ERROR, blocking=True,
-            )
-        )  # fmt: skip
+        # each model trained once, one with a champion (signals wait for that), then new features
+        for key in ("dca_model", "swing_model", "channel_model"):
+            recorded_run(instance, key, {"has_champion": key == "dca_model"})
+        recorded_run(instance, "features", {"features_valid": True}, AssetCheckSeverity.ERROR)
         second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
     requested = {r.key.to_user_string() for r in second.results if r.true_subset.size}
     assert "strategy_signals" in requested

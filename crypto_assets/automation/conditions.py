@@ -18,14 +18,17 @@ REBUILD_ON_UPSTREAM_UPDATE = (
 CHECK_AFTER_UPDATE = AutomationCondition.eager().with_label("check after its asset updates")
 
 
-def rebuild_once_present(required: list) -> AutomationCondition:
-    """REBUILD_ON_UPSTREAM_UPDATE, but only once each of `required` (asset keys upstream) has been
-    materialized: strategy_signals waits for the models' first training instead of failing."""
+def rebuild_once_a_check_passes(checks: list) -> AutomationCondition:
+    """REBUILD_ON_UPSTREAM_UPDATE, but only while at least one of `checks` (check keys of assets
+    upstream) passed on its asset's newest materialization. strategy_signals waits for a model's
+    `has_champion` check: a model that skipped or was refused still materializes, and signals with
+    no champion to score with would fail on every new bar."""
     from dagster import AssetSelection
 
-    present = AutomationCondition.all_deps_match(~AutomationCondition.missing()).allow(
-        AssetSelection.assets(*required)
+    models = AssetSelection.assets(*{key.asset_key for key in checks})
+    passed = AutomationCondition.any_checks_match(AutomationCondition.check_passed()).allow(
+        AssetSelection.checks(*checks)
     )
-    return (REBUILD_ON_UPSTREAM_UPDATE & present).with_label(
-        "rebuild when upstream updates, once the models exist"
+    return (REBUILD_ON_UPSTREAM_UPDATE & AutomationCondition.any_deps_match(passed).allow(models)).with_label(
+        "rebuild when upstream updates, once a model has a champion"
     )

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 
 from dagster import (
+    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
@@ -37,10 +38,17 @@ AUC_CHECK = "oos_auc_above_floor"
 FOLDS_CHECK = "no_empty_fold"
 BALANCE_CHECK = "class_balance"
 LOG_LOSS_CHECK = "beats_base_rate_log_loss"
+#: passes while the strategy has a champion version; strategy_signals waits for one such pass
+CHAMPION_CHECK = "has_champion"
 
 
 def model_key(strategy: str) -> AssetKey:
     return AssetKey(f"{strategy}_model")
+
+
+def champion_check_keys() -> list[AssetCheckKey]:
+    """Each model's has_champion check (what the signals' automation waits for)."""
+    return [AssetCheckKey(model_key(strategy), CHAMPION_CHECK) for strategy in RULES]
 
 
 class ModelConfig(Config):
@@ -92,13 +100,22 @@ def build_model_asset(strategy: str, base: Timeframe) -> AssetsDefinition:
             AUC_CHECK, asset=key, description="Out-of-sample ROC AUC is above the configured floor."
         ),
         AssetCheckSpec(
-            FOLDS_CHECK, asset=key, description="Every walk-forward fold has training and test rows."
+            FOLDS_CHECK,
+            asset=key,
+            description="Every walk-forward fold has training and test rows, the test rows of both "
+            "outcomes (WARN; a training that skipped fails it with its reason).",
         ),
         AssetCheckSpec(BALANCE_CHECK, asset=key, description="The take-profit rate is within bounds."),
         AssetCheckSpec(
             LOG_LOSS_CHECK,
             asset=key,
             description="Out-of-sample log loss beats the naive base-rate forecast.",
+        ),
+        AssetCheckSpec(
+            CHAMPION_CHECK,
+            asset=key,
+            description="The strategy has a champion version to score with (this training's or an "
+            "earlier one). strategy_signals is automated once one model passes this.",
         ),
     ]
 
@@ -158,14 +175,19 @@ def models_by_labels() -> dict[AssetKey, AssetKey]:
 
 
 def _strategy_params(context: AssetExecutionContext, strategy: str, labels: AssetKey) -> dict:
-    """The parameters the stored labels were made with (recorded by the label asset), else defaults."""
+    """The parameters the stored labels were made with (recorded by the label asset), else defaults.
+    Only the strategy's own numeric parameters: they become MLflow params and the entry rule of the
+    signals, so nothing else recorded beside them (a token, a URL) is carried on."""
+    params = asdict(RULES[strategy].params())
     event = context.instance.get_latest_materialization_event(labels)
     recorded = (
         event.asset_materialization.metadata.get("params") if event and event.asset_materialization else None
     )
-    if recorded is not None:
-        return dict(recorded.value)
-    return asdict(RULES[strategy].params())
+    if recorded is not None and isinstance(recorded.value, dict):
+        for name, value in recorded.value.items():
+            if name in params and isinstance(value, int | float) and not isinstance(value, bool):
+                params[name] = value
+    return params
 
 
 def _metadata(report: TrainingReport) -> dict:
@@ -199,6 +221,7 @@ def _metadata(report: TrainingReport) -> dict:
 
 
 def _checks(report: TrainingReport, config: ModelConfig) -> Iterator[AssetCheckResult]:
+    yield _champion_check(report)
     if report.folds is None:
         for name in (AUC_CHECK, FOLDS_CHECK, BALANCE_CHECK, LOG_LOSS_CHECK):
             yield AssetCheckResult(
@@ -218,7 +241,7 @@ def _checks(report: TrainingReport, config: ModelConfig) -> Iterator[AssetCheckR
     yield AssetCheckResult(
         check_name=FOLDS_CHECK,
         passed=not one_class,
-        severity=AssetCheckSeverity.ERROR,
+        severity=AssetCheckSeverity.WARN,
         description="every fold has rows of both outcomes"
         if not one_class
         else f"fold(s) {one_class} are empty or hold one outcome only",
@@ -238,4 +261,17 @@ def _checks(report: TrainingReport, config: ModelConfig) -> Iterator[AssetCheckR
         passed=bool(model_ll < naive_ll),
         severity=AssetCheckSeverity.WARN,
         description=f"log loss {model_ll:.4f} vs {naive_ll:.4f} forecasting the training base rate",
+    )
+
+
+def _champion_check(report: TrainingReport) -> AssetCheckResult:
+    champion = report.champion_version
+    return AssetCheckResult(
+        check_name=CHAMPION_CHECK,
+        passed=champion is not None,
+        severity=AssetCheckSeverity.WARN,
+        description=f"champion v{champion} ({report.promotion} this time)"
+        if champion is not None
+        else f"no champion: {report.reason}",
+        metadata={"champion_version": champion} if champion is not None else {},
     )

@@ -16,6 +16,8 @@ from crypto_assets.market import Timeframe
 from crypto_assets.names import RESAMPLED_MODELS
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import pandas as pd
     from sqlalchemy.engine import Connection
 
@@ -93,10 +95,14 @@ def read_newest_entries(connection: Connection, base: Timeframe) -> pd.DataFrame
     )
     if newest.empty:
         return newest
-    return attach_coarse(newest, _read_coarse(connection, base), base).sort_values(["exchange", "symbol"])
+    # only the buckets these entries can see: none opens before the oldest entry minus two buckets
+    coarsest = max((tf.delta for tf in coarse_timeframes(base)), default=base.delta)
+    since = newest["entry_ts"].min().to_pydatetime() - 2 * coarsest
+    coarse = _read_coarse(connection, base, since=since)
+    return attach_coarse(newest, coarse, base).sort_values(["exchange", "symbol"])
 
 
-def _read_coarse(connection: Connection, base: Timeframe) -> pd.DataFrame:
+def _read_coarse(connection: Connection, base: Timeframe, since: datetime | None = None) -> pd.DataFrame:
     from crypto_assets.warehouse.frames import read_frame
 
     timeframes = [tf.name for tf in coarse_timeframes(base)]
@@ -106,7 +112,8 @@ def _read_coarse(connection: Connection, base: Timeframe) -> pd.DataFrame:
     return read_frame(
         connection,
         f"SELECT exchange, symbol, timeframe, ts, {', '.join(COARSE_FEATURES)} FROM features "
-        f"WHERE timeframe IN ({names})",
+        f"WHERE timeframe IN ({names})" + (" AND ts >= :since" if since is not None else ""),
+        {"since": since} if since is not None else None,
         timestamps=["ts"],
     )
 

@@ -15,7 +15,7 @@ from crypto_assets.market import Timeframe
 from crypto_assets.models.dataset import feature_columns
 from crypto_assets.models.gate import Decision, decide, edge
 from crypto_assets.models.tracking import CHALLENGER, CHAMPION, MlflowResource, log_training, set_alias
-from crypto_assets.models.training import ModelParams, fit_final, walk_forward
+from crypto_assets.models.training import ModelParams, fit_final, limited_threads, walk_forward
 from crypto_assets.models.validation import walk_forward_folds
 
 if TYPE_CHECKING:
@@ -76,6 +76,23 @@ def fit_and_register(
 ) -> TrainingReport:
     """Train `strategy` on `training_set` (models.dataset.read_training_set), log the run to MLflow,
     register the model and apply the champion gate. Too few labels: a skip, nothing registered."""
+    with limited_threads():
+        return _fit_and_register(
+            training_set, strategy=strategy, base=base, strategy_params=strategy_params,
+            settings=settings, tracking=tracking, tags=tags,
+        )  # fmt: skip
+
+
+def _fit_and_register(
+    training_set: pd.DataFrame,
+    *,
+    strategy: str,
+    base: Timeframe,
+    strategy_params: dict[str, Any],
+    settings: TrainingSettings,
+    tracking: MlflowResource,
+    tags: dict[str, str],
+) -> TrainingReport:
     import numpy as np
 
     usable = training_set[training_set["has_features"]].reset_index(drop=True)
@@ -83,10 +100,9 @@ def fit_and_register(
     if len(training_set) > len(usable):
         report.reason = f"{len(training_set) - len(usable)} label(s) without features for their entry bar; "
     if len(usable) < settings.min_labels:
-        report.reason += (
-            f"not trained: {len(usable)} closed labels with features, minimum {settings.min_labels}"
+        return _skip(
+            report, tracking, f"{len(usable)} closed labels with features, minimum {settings.min_labels}"
         )
-        return report
     columns = list(settings.features or feature_columns(base))
     unknown = sorted(set(columns) - set(usable.columns))
     if unknown:
@@ -102,8 +118,15 @@ def fit_and_register(
     )  # fmt: skip
     empty = [f.number for f in folds if len(f.test) == 0 or len(f.train) == 0]
     if empty:
-        report.reason += f"not trained: fold(s) {empty} have no training or test rows"
-        return report
+        return _skip(report, tracking, f"fold(s) {empty} have no training or test rows")
+    latest_outcomes = np.unique(y[folds[-1].train])
+    if len(latest_outcomes) < 2:
+        outcome = "a take profit" if latest_outcomes[0] == 1 else "no take profit"
+        return _skip(
+            report,
+            tracking,
+            f"the latest fold's {len(folds[-1].train)} training rows all have one outcome ({outcome})",
+        )
     with report.timing("walk_forward"):
         result = walk_forward(x, y, returns, usable["entry_ts"], folds, settings.model, settings.threshold)
     report.folds, report.overall = result.folds, result.overall
@@ -165,6 +188,14 @@ def fit_and_register(
     )  # fmt: skip
     report.champion_version = version if decision.promote else (int(champion.version) if champion else None)
     report.run_link = tracking.run_link(experiment_id, run_id)
+    return report
+
+
+def _skip(report: TrainingReport, tracking: MlflowResource, why: str) -> TrainingReport:
+    """Nothing trained or registered; the strategy keeps whatever champion it had."""
+    report.reason += f"not trained: {why}"
+    champion = tracking.version_by_alias(report.strategy, CHAMPION)
+    report.champion_version = int(champion.version) if champion else None
     return report
 
 

@@ -24,10 +24,10 @@ from dagster import (
     asset,
 )
 
-from crypto_assets.automation.conditions import rebuild_once_present
+from crypto_assets.automation.conditions import rebuild_once_a_check_passes
 from crypto_assets.labels.assets import RULES
 from crypto_assets.market import Timeframe
-from crypto_assets.models.assets import model_key
+from crypto_assets.models.assets import champion_check_keys, model_key
 from crypto_assets.models.tracking import CHAMPION, MlflowResource
 from crypto_assets.names import MODELS_GROUP, WAREHOUSE_POOL
 from crypto_assets.prerequisites import require_tables
@@ -74,7 +74,7 @@ def build_signals_asset(base: Timeframe) -> AssetsDefinition:
         deps=[AssetKey("raw_ohlc"), AssetKey("features"), *(model_key(s) for s in RULES)],
         pool=WAREHOUSE_POOL,
         kinds={"python", "sql", "mlflow"},
-        automation_condition=rebuild_once_present([model_key(s) for s in RULES]),
+        automation_condition=rebuild_once_a_check_passes(champion_check_keys()),
         check_specs=[
             AssetCheckSpec(
                 CHAMPIONS_CHECK,
@@ -88,7 +88,8 @@ def build_signals_asset(base: Timeframe) -> AssetsDefinition:
             "version, whether the strategy's entry rule fires on that bar, and whether it is a trade "
             "(rule fires and probability above the champion's threshold). Key (strategy, exchange, "
             "symbol, timeframe, ts); a rerun replaces the same rows. Strategies without a champion are "
-            "named by the check; with no champion at all the run fails."
+            "named by the check. The automation waits until a model's has_champion check passes; a "
+            "run launched with no champion at all fails, saying so."
         ),
     )
     def strategy_signals(
@@ -142,6 +143,7 @@ def score_newest(
 
     from crypto_assets.models.dataset import read_newest_entries
     from crypto_assets.models.fit_and_register import STRATEGY_PARAMS_TAG, THRESHOLD_TAG
+    from crypto_assets.models.training import limited_threads
 
     newest = read_newest_entries(connection, base)
     if newest.empty:
@@ -154,7 +156,8 @@ def score_newest(
             continue
         model = tracking.load_version(strategy, version.version)
         columns = list(model.feature_names_in_)
-        probability = model.predict_proba(newest[columns].astype("float32"))[:, 1]
+        with limited_threads():
+            probability = model.predict_proba(newest[columns].astype("float32"))[:, 1]
         threshold = float(version.tags.get(THRESHOLD_TAG, "0.5"))
         params = json.loads(version.tags.get(STRATEGY_PARAMS_TAG, "{}"))
         fires = entry_rule_fires(strategy, params, bars, newest)

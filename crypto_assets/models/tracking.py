@@ -4,8 +4,10 @@ Each strategy has an experiment `crypto_assets.<strategy>` and a registered mode
 aliases `champion` and `challenger` name the versions the gate chose. With a local store (SQLite or
 a database URL) artifacts go under CRYPTO_ASSETS_HOME, never `./mlruns` of the working folder; with
 an MLflow server (http) the server stores them (`--serve-artifacts`), so no volume is shared.
-Nothing secret is logged: parameters and tags come from the strategy and model configs only, and
-the tracking URI is shown without its password.
+Nothing secret is logged: parameters and tags come from the strategy and model configs only, the
+tracking URI is shown without its password, and a server's credentials are handed to MLflow through
+its MLFLOW_TRACKING_USERNAME / _PASSWORD variables, never inside the URL (MLflow writes the request
+URL into its error messages, so a password in it would land in the run's failure log).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from dagster import ConfigurableResource
 
@@ -59,9 +61,22 @@ class MlflowResource(ConfigurableResource):
 
         for name in ("mlflow", "alembic"):  # store migrations and registration chatter
             logging.getLogger(name).setLevel(logging.WARNING)
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.tracking_uri)
-        return MlflowClient(self.tracking_uri, registry_uri=self.tracking_uri)
+        uri = self._uri_for_mlflow()
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        return MlflowClient(uri, registry_uri=uri)
+
+    def _uri_for_mlflow(self) -> str:
+        """The tracking URI without a server's credentials, which move to MLflow's own variables
+        (read at every request). A database URL keeps its password: SQLAlchemy needs it there and
+        does not print it."""
+        parts = urlsplit(self.tracking_uri)
+        if not self.uses_server or parts.username is None:
+            return self.tracking_uri
+        os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username)
+        if parts.password is not None:
+            os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password)
+        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
     def experiment_id(self, strategy: str) -> str:
         client = self.client()
