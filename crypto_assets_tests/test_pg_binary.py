@@ -109,6 +109,5 @@ def test_a_text_that_changes_length_on_every_row_is_read_as_csv(db: Warehouse):
 def test_an_error_in_the_query_is_the_driver_error(db: Warehouse):
     import psycopg
 
-    with pytest.raises(psycopg.errors.DivisionByZero):
-        with db.read() as connection:
-            read_arrow(connection, "SELECT id / 0 AS broken FROM mixed")
+    with pytest.raises(psycopg.errors.DivisionByZero), db.read() as connection:
+        read_arrow(connection, "SELECT id / 0 AS broken FROM mixed")
