@@ -15,8 +15,9 @@ database whose tables are dropped between repeats):
   read of the window, the Great Expectations suite, gaps and outlier moves.
 
 The ratio is checks / load (medians), target <= 0.5. A breakdown times the parts separately once
-per repeat (read, the suite, ordering the bars by series once, gaps, outlier moves). Great Expectations is imported before any clock starts; its import (paid once per
-process that runs the checks) is reported on its own. The run fails if the checks do not pass on
+per repeat (read, the suite, ordering the bars by series once, gaps, outlier moves). Great
+Expectations is imported before any clock starts; its import (paid once per process that runs
+the checks) is reported on its own. The run fails if the checks do not pass on
 the clean synthetic data (expectations met, no gaps) or the load does not insert every row.
 """
 
