@@ -23,6 +23,7 @@ import psycopg
 import pyarrow as pa
 from tabulate import tabulate
 
+from benchmarks.run_all import ROW_PREFIX
 from crypto_assets.ingestion.sources.base import CandleSource, SourceBatch
 from crypto_assets.ingestion.sources.synthetic import SyntheticSource
 from crypto_assets.market import Timeframe
@@ -194,10 +195,6 @@ def print_facts(title: str, facts: Sequence[tuple[str, str]]) -> None:
 
 def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
     print(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
-
-
-#: prefix of the lines benchmarks/run_all.py reads its table rows from
-ROW_PREFIX = "@row "
 
 
 def report_row(measure: str, measured: str, target: str = "", met: bool | None = None) -> None:
