@@ -47,6 +47,7 @@ from crypto_assets.labels.assets import RULES  # noqa: E402
 from crypto_assets.market import Timeframe  # noqa: E402
 
 BASE = Timeframe.parse("15m")
+NO_CHAMPION = "no strategy has a champion model yet"  # the CLI's message when signals cannot run
 
 
 def whole_graph(home: Path, symbols: int, days: int, warehouse_url: str | None = None) -> tuple[str, Path]:
@@ -75,9 +76,12 @@ def whole_graph(home: Path, symbols: int, days: int, warehouse_url: str | None =
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    if result.returncode:
+    no_champion = NO_CHAMPION in result.stderr + result.stdout
+    if result.returncode and not no_champion:
         print(result.stdout[-3000:], result.stderr[-3000:], sep="\n")
         raise SystemExit(f"the backfill failed (exit {result.returncode})")
+    if no_champion:  # a small history may give no model an edge: the graph ran up to the signals
+        print(f"note: the backfill exited {result.returncode}: {NO_CHAMPION} (too little history to train)")
     steps = step_times(home / "dagster")
     rows = [[step, f"{seconds:.1f}"] for step, seconds in steps]
     rows.append(["whole process (wall)", f"{wall:.1f}"])
@@ -87,6 +91,8 @@ def whole_graph(home: Path, symbols: int, days: int, warehouse_url: str | None =
     scale = f"{engine}, {symbols} x {days} d"
     report_row(f"whole graph wall time ({scale})", f"{wall:.0f} s", "<= 180 s (stretch 90 s)", wall <= 180)
     report_row(f"whole graph peak RSS ({scale})", f"{peak_mb:,.0f} MB", "<= 4,096 MB", peak_mb <= 4096)
+    if no_champion:
+        report_row(f"whole graph ({scale})", "ran up to the models; no champion, so no signals", "", False)
     slowest = sorted(steps, key=lambda step: -step[1])[:6]
     in_steps = sum(seconds for _, seconds in steps)
     report_row(
