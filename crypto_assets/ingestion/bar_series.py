@@ -1,4 +1,4 @@
-"""Gaps and outlier moves of stored bars, vectorized across symbols.
+"""Gaps and outlier moves of stored bars, without Python work per bar.
 
 The bars are ordered once by (exchange, symbol, ts) (`SortedBars`): series then follow each other,
 so a step between neighbours is inside one series exactly where both have the same series code.
@@ -98,7 +98,11 @@ def find_gaps(candles: pd.DataFrame, timeframe_seconds: int, bars: SortedBars | 
 def find_outlier_moves(
     candles: pd.DataFrame, sigmas: float = OUTLIER_SIGMAS, bars: SortedBars | None = None
 ) -> pd.DataFrame:
-    """Bars whose close-to-close log move is `sigmas` robust deviations (MAD) from the symbol's median."""
+    """Bars whose close-to-close log move is `sigmas` robust deviations (MAD) from the symbol's median.
+
+    One numpy pass per series over its slice of the sorted bars: the medians need each series'
+    moves apart anyway, and slices keep every temporary array small (at 1.5M bars, whole-window
+    temporaries cost more in fresh memory than the arithmetic)."""
     import numpy as np
     import pandas as pd
 
@@ -106,39 +110,35 @@ def find_outlier_moves(
         return pd.DataFrame(columns=OUTLIER_COLUMNS)
     bars = SortedBars.of(candles) if bars is None else bars
     close = candles["close"].to_numpy(dtype=float)[bars.order]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        moves = np.diff(np.log(np.where(close > 0, close, np.nan)))
-    rows = np.flatnonzero(bars.same_series() & np.isfinite(moves)) + 1  # the bar each move ends on
-    values = moves[rows - 1]
-    if not len(values):
-        return pd.DataFrame(columns=OUTLIER_COLUMNS)
-    move_codes = bars.codes[rows]
-    starts = np.flatnonzero(np.r_[True, move_codes[1:] != move_codes[:-1]])  # one segment per series
-    group = np.cumsum(np.r_[True, move_codes[1:] != move_codes[:-1]]) - 1
-    median = _segment_medians(values, starts)[group]
-    deviation = np.abs(values - median)
-    scale = 1.4826 * _segment_medians(deviation, starts)[group]
-    count = np.diff(np.r_[starts, len(values)])[group]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    hits, scores = [], []
+    bounds = np.r_[0, np.flatnonzero(~bars.same_series()) + 1, len(close)]
+    for first, end in zip(bounds[:-1], bounds[1:], strict=True):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            moves = np.diff(np.log(np.where(close[first:end] > 0, close[first:end], np.nan)))
+        ends_on = np.flatnonzero(np.isfinite(moves))  # the bar (after `first`) each move ends on
+        if len(ends_on) < MIN_MOVES:
+            continue
+        values = moves[ends_on]
+        median = np.median(values)
+        scale = 1.4826 * np.median(np.abs(values - median))
+        if not scale > 0:
+            continue
         z = (values - median) / scale
-    hit = np.flatnonzero((count >= MIN_MOVES) & (scale > 0) & (np.abs(z) > sigmas))
+        hit = np.flatnonzero(np.abs(z) > sigmas)
+        hits.append(first + 1 + ends_on[hit])
+        scores.append(np.c_[values[hit], z[hit]])
+    rows = np.concatenate(hits) if hits else np.array([], dtype=np.int64)
+    found = np.concatenate(scores) if scores else np.empty((0, 2))
     return pd.DataFrame(
         {
-            "exchange": bars.keys("exchange", rows[hit]),
-            "symbol": bars.keys("symbol", rows[hit]),
-            "ts": _isoformat(bars.micros[rows[hit]]),
-            "move": values[hit],
-            "robust_z": np.round(z[hit], 1),
+            "exchange": bars.keys("exchange", rows),
+            "symbol": bars.keys("symbol", rows),
+            "ts": _isoformat(bars.micros[rows]),
+            "move": found[:, 0],
+            "robust_z": np.round(found[:, 1], 1),
         },
         columns=OUTLIER_COLUMNS,
     )
-
-
-def _segment_medians(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Median of each run of `values` beginning at `starts` (runs are a series' moves)."""
-    import numpy as np
-
-    return np.array([np.median(part) for part in np.split(values, starts[1:])])
 
 
 def _isoformat(micros: np.ndarray) -> list[str]:
