@@ -29,8 +29,9 @@ def epoch_micros(ts: pd.Series) -> np.ndarray:
 
 
 def series_codes(candles: pd.DataFrame) -> np.ndarray:
-    """A code per bar for its (exchange, symbol), ordered as the pairs are (lexically)."""
-    exchange, symbol = (_sorted_codes(candles[column]) for column in ("exchange", "symbol"))
+    """A code per bar for its (exchange, symbol), ordered as the pairs are (lexically); a missing
+    value (which the blocking suite reports) is a value of its own, ordered first."""
+    exchange, symbol = (_sorted_codes(candles[column]) + 1 for column in ("exchange", "symbol"))
     return exchange * (int(symbol.max(initial=0)) + 1) + symbol
 
 
