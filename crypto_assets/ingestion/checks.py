@@ -8,8 +8,8 @@ Gaps and outlier moves are facts of real markets, so those checks only warn.
 
 The three checks are one step over one bulk read of the window (Arrow on DuckDB, binary COPY on
 PostgreSQL): the suite validates that frame, and gaps and outlier moves are computed on its
-arrays ordered once by symbol and time, vectorized across symbols (crypto_assets.ingestion.
-bar_series: no Python loop per symbol or bar). Metadata lists a sample of the offending rows.
+arrays ordered once by symbol and time (crypto_assets.ingestion.bar_series: numpy passes, no
+Python work per bar). Metadata lists a sample of the offending rows.
 """
 
 import os
