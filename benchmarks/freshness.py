@@ -171,7 +171,10 @@ def simulate(args: argparse.Namespace, home: Path) -> dict:
                 if not result.success:
                     raise SystemExit(f"the run of {request.partition_key} at {tick:%H:%M} failed")
                 free_at = began + timedelta(seconds=seconds)
-                newest_close = newest_common_bar(url, timeframe, len(symbols)) + timeframe.delta
+                newest = newest_common_bar(url, timeframe, len(symbols))
+                if newest is None:
+                    raise SystemExit(f"after the run at {tick:%H:%M} some symbol has no bar stored")
+                newest_close = newest + timeframe.delta
                 runs.append(
                     {"tick": tick, "seconds": seconds, "stored_at": free_at, "newest_close": newest_close}
                 )
