@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 LOCK := requirements.lock
 LOCK_VENV := .lock-venv
 
-.PHONY: install demo test lint dev mlflow status bench bench-quick bench-ingest bench-windows bench-checks bench-load dbt dbt-parse lock clean
+.PHONY: install demo test lint dev mlflow status bench bench-quick bench-ingest bench-windows bench-checks bench-load bench-labels bench-freshness dbt dbt-parse lock clean
 
 # Installs exactly the versions in requirements.lock (what CI tested); pyproject.toml keeps ranges.
 $(STAMP): pyproject.toml $(LOCK)
@@ -60,6 +60,12 @@ bench-checks: $(STAMP)
 
 bench-load: $(STAMP)
 	$(BIN)/python benchmarks/load_time.py
+
+bench-labels: $(STAMP)
+	$(BIN)/python benchmarks/labels.py
+
+bench-freshness: $(STAMP)
+	$(BIN)/python benchmarks/freshness.py
 
 # Re-resolve pyproject.toml's ranges today, in a throw-away venv, and pin the result in the lock.
 lock:

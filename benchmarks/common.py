@@ -6,6 +6,7 @@ Nothing here is timed itself; a benchmark times what it calls between `time.perf
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -22,6 +23,7 @@ import psycopg
 import pyarrow as pa
 from tabulate import tabulate
 
+from benchmarks.run_all import ROW_PREFIX
 from crypto_assets.ingestion.sources.base import CandleSource, SourceBatch
 from crypto_assets.ingestion.sources.synthetic import SyntheticSource
 from crypto_assets.market import Timeframe
@@ -158,11 +160,16 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as `uptime` shows them."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+
+
 def machine_facts(extra: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
     """Date, CPU, load and library versions: what a reader needs to compare two runs."""
     cores = os.cpu_count() or 0
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    load = load_average()
     facts = [
         ("date", f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"),
         ("cpu", f"{cores} cores ({usable} usable), {_cpu_model()}"),
@@ -188,3 +195,10 @@ def print_facts(title: str, facts: Sequence[tuple[str, str]]) -> None:
 
 def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
     print(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
+
+
+def report_row(measure: str, measured: str, target: str = "", met: bool | None = None) -> None:
+    """One row of `make bench`'s table, printed for benchmarks/run_all.py (met: None = no target)."""
+    verdict = "" if met is None else ("met" if met else "missed")
+    row = {"measure": measure, "measured": measured, "target": target, "verdict": verdict}
+    print(ROW_PREFIX + json.dumps(row), flush=True)

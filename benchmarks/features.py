@@ -42,24 +42,15 @@ if not __package__:  # run as `python benchmarks/features.py`: make the reposito
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from benchmarks.common import Samples, machine_facts, print_facts, print_table  # noqa: E402
+from benchmarks.common import Samples, machine_facts, print_facts, print_table, report_row  # noqa: E402
+from benchmarks.labels import PARAMS, labeller_speedup  # noqa: E402
 from crypto_assets.features.indicators import (  # noqa: E402
     SeriesArrays,
     compute_features,
     raw_indicator_calls,
     series_bounds,
 )
-from crypto_assets.labels.barrier import triple_barrier  # noqa: E402
-from crypto_assets.labels.strategies import (  # noqa: E402
-    STRATEGIES,
-    ChannelParams,
-    DcaParams,
-    SwingParams,
-    label_bars,
-)
-from crypto_assets_tests.reference_labels import reference_triple_barrier  # noqa: E402
-
-PARAMS = {"dca": DcaParams(drop_pct=2.0), "swing": SwingParams(), "channel": ChannelParams()}
+from crypto_assets.labels.strategies import STRATEGIES, label_bars  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -157,25 +148,9 @@ def main() -> int:
     print()
     print_table(rows, ["measurement", "median s", "runs", "bars/s"])
 
-    # the labeller against the plain loop, same entries and barriers
-    ref_time = vec_time = 0.0
-    entries_total = 0
-    for (start, end), a in list(zip(series_bounds(frame), arrays, strict=True))[: args.reference_symbols]:
-        ts = frame["ts"].iloc[start:end].dt.as_unit("s").astype("int64").to_numpy()
-        for strategy, rule in STRATEGIES.items():
-            params = PARAMS[strategy]
-            b = rule(a.high, a.low, a.close, a.volume, params)
-            call = (ts, a.high, a.low, a.close, b.entries, b.take_profit, b.stop_loss)
-            entries_total += len(b.entries)
-            started = time.perf_counter()
-            fast = triple_barrier(*call, horizon_bars=params.horizon_bars, bar_seconds=900)
-            vec_time += time.perf_counter() - started
-            started = time.perf_counter()
-            slow = reference_triple_barrier(*call, horizon_bars=params.horizon_bars, bar_seconds=900)
-            ref_time += time.perf_counter() - started
-            assert fast.exit.tolist() == [r[1] for r in slow], strategy
+    # the labeller against the plain loop, same entries and barriers (benchmarks/labels.py)
+    speedup, ref_time, vec_time, entries_total = labeller_speedup(frame, arrays, args.reference_symbols)
     overhead = features.median / raw.median
-    speedup = ref_time / vec_time
     print()
     print_table(
         [
@@ -191,6 +166,7 @@ def main() -> int:
         ],
         ["measure", "value", "target", ""],
     )  # fmt: skip
+    report_row("features overhead over raw library calls", f"{overhead:.2f}x", "<= 3x", overhead <= 3)
     if args.warehouse:
         warehouse_refresh(bars, args.postgres_url)
     return 0

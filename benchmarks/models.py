@@ -1,7 +1,8 @@
 """Models benchmark at seed scale: the whole graph from raw candles to signals, then each strategy
 model's phases on the warehouse it built.
 
-    python benchmarks/models.py [--symbols 90] [--days 180] [--warehouse-url URL --dagster-home DIR]
+    python benchmarks/models.py [--symbols 90] [--days 180] [--warehouse-url URL]
+                                [--postgres-url ADMIN_URL] [--graph-only]
 
 1. Whole graph: `crypto-assets backfill --downstream` in a fresh CRYPTO_ASSETS_HOME (embedded DuckDB
    and SQLite stores, synthetic market): raw_ohlc and its checks, dbt models, features, labels, the
@@ -9,6 +10,8 @@ model's phases on the warehouse it built.
    process, and each step's time from the Dagster instance (target: <= 180 s and 4 GB).
    With --warehouse-url (and --dagster-home of the run that built it) an existing warehouse is used.
    The three model steps together are the models' verdict (target <= 60 s, walk-forward included).
+   With --postgres-url the warehouse is a throw-away database on that server instead (created and
+   dropped here; the Dagster instance and MLflow stay embedded): the same backfill on PostgreSQL.
 2. Per strategy, on that warehouse, with a fresh MLflow store: closed labels, reading them, the
    walk-forward (folds + fits), the final fit, plots, MLflow logging (target <= 3 s per model);
    against the same run's baseline, one plain fit of the same classifier on all rows. Then scoring
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,15 +38,24 @@ from pathlib import Path
 if not __package__:  # run as `python benchmarks/models.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import bench_symbols, machine_facts, print_facts, print_table  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    bench_symbols,
+    machine_facts,
+    print_facts,
+    print_table,
+    report_row,
+    temporary_database,
+)
 from crypto_assets.labels.assets import RULES  # noqa: E402
 from crypto_assets.market import Timeframe  # noqa: E402
 
 BASE = Timeframe.parse("15m")
+NO_CHAMPION = "no strategy has a champion model yet"  # the CLI's message when signals cannot run
 
 
-def whole_graph(home: Path, symbols: int, days: int) -> tuple[str, Path]:
-    """Run the CLI backfill of the whole graph; return the warehouse URL and DAGSTER_HOME it used."""
+def whole_graph(home: Path, symbols: int, days: int, warehouse_url: str | None = None) -> tuple[str, Path]:
+    """Run the CLI backfill of the whole graph (on `warehouse_url`, default a DuckDB file in `home`);
+    return the warehouse URL and DAGSTER_HOME it used."""
     end = datetime.now(UTC).date() - timedelta(days=1)
     start = end - timedelta(days=days - 1)
     env = {
@@ -55,17 +68,23 @@ def whole_graph(home: Path, symbols: int, days: int) -> tuple[str, Path]:
     }
     for name in ("CRYPTO_ASSETS_WAREHOUSE_URL", "MLFLOW_TRACKING_URI"):
         env.pop(name, None)
+    if warehouse_url:
+        env["CRYPTO_ASSETS_WAREHOUSE_URL"] = warehouse_url
+    engine = "PostgreSQL" if warehouse_url else "DuckDB"
     script = Path(sys.executable).with_name("crypto-assets")
     command = [str(script), "backfill", "--start", start.isoformat(), "--end", end.isoformat(),
                "--downstream", "--days-per-run", str(days)]  # fmt: skip
-    print(f"\n1. whole graph: {symbols} symbols x {days} days of {BASE}, {' '.join(command[1:])}")
+    print(f"\n1. whole graph on {engine}: {symbols} symbols x {days} days of {BASE}, {' '.join(command[1:])}")
     started = time.perf_counter()
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    if result.returncode:
+    no_champion = NO_CHAMPION in result.stderr + result.stdout
+    if result.returncode and not no_champion:
         print(result.stdout[-3000:], result.stderr[-3000:], sep="\n")
         raise SystemExit(f"the backfill failed (exit {result.returncode})")
+    if no_champion:  # a small history may give no model an edge: the graph ran up to the signals
+        print(f"note: the backfill exited {result.returncode}: {NO_CHAMPION} (too little history to train)")
     steps = step_times(home / "dagster")
     rows = [[step, f"{seconds:.1f}"] for step, seconds in steps]
     rows.append(["whole process (wall)", f"{wall:.1f}"])
@@ -75,7 +94,19 @@ def whole_graph(home: Path, symbols: int, days: int) -> tuple[str, Path]:
     print(f"the three model steps {models_s:.1f} s (target <= 60 s): {'met' if models_s <= 60 else 'MISSED'}")
     print(_load())
     print(f"peak RSS {peak_mb:,.0f} MB (target <= 4,096 MB): {'met' if peak_mb <= 4096 else 'MISSED'}")
-    return f"duckdb:///{home / 'warehouse.duckdb'}", home / "dagster"
+    scale = f"{engine}, {symbols} x {days} d"
+    report_row(f"whole graph wall time ({scale})", f"{wall:.0f} s", "<= 180 s (stretch 90 s)", wall <= 180)
+    report_row(f"whole graph peak RSS ({scale})", f"{peak_mb:,.0f} MB", "<= 4,096 MB", peak_mb <= 4096)
+    if no_champion:
+        report_row(f"whole graph ({scale})", "ran up to the models; no champion, so no signals", "", False)
+    slowest = sorted(steps, key=lambda step: -step[1])[:6]
+    in_steps = sum(seconds for _, seconds in steps)
+    report_row(
+        f"whole graph, slowest steps ({scale})",
+        ", ".join(f"{step} {seconds:.1f}" for step, seconds in slowest)
+        + f"; all {len(steps)} steps {in_steps:.0f} s of {wall:.0f} s",
+    )
+    return warehouse_url or f"duckdb:///{home / 'warehouse.duckdb'}", home / "dagster"
 
 
 def step_times(dagster_home: Path) -> list[tuple[str, float]]:
@@ -147,6 +178,12 @@ def per_strategy(warehouse_url: str) -> None:
     verdict = "met" if total_ours <= 60 else "MISSED"
     print(f"three models {total_ours:.1f} s (target <= 60 s): {verdict}")
     print(f"  = {total_ours / total_plain:.1f}x three plain fits of the same classifier; {_load()} after")
+    report_row(
+        "the three models (read + train + log)",
+        f"{total_ours:.1f} s, {total_ours / total_plain:.1f}x three plain fits",
+        "<= 60 s",
+        total_ours <= 60,
+    )
 
     # scoring, end to end as strategy_signals does it: the champion looked up and loaded from the
     # registry, the newest bar's features and the recent bars read, the entry rule, predict
@@ -167,6 +204,8 @@ def per_strategy(warehouse_url: str) -> None:
         f"scoring the newest bars of {symbols} symbols with every champion: {all_s:.2f} s "
         f"(target < 1 s): {'met' if all_s < 1 else 'MISSED'}"
     )
+    report_row(f"scoring the newest bars ({symbols} symbols, every champion)", f"{all_s:.2f} s", "< 1 s",
+               all_s < 1)  # fmt: skip
     warehouse.dispose()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of this process {peak_mb:,.0f} MB")
@@ -197,14 +236,28 @@ def main() -> int:
     parser.add_argument(
         "--warehouse-url", help="benchmark the models on this warehouse instead of building one"
     )
+    parser.add_argument(
+        "--postgres-url", help="build the graph in a throw-away database on this server (CREATE DATABASE)"
+    )
+    parser.add_argument("--graph-only", action="store_true", help="phase 1 only (no per-strategy phase)")
     args = parser.parse_args()
     print_facts("crypto_assets models benchmark", machine_facts())
     if args.warehouse_url:
-        warehouse_url = args.warehouse_url
-    else:
-        home = Path(tempfile.mkdtemp(prefix="crypto_assets_bench_graph_"))
+        per_strategy(args.warehouse_url)
+        return 0
+    home = Path(tempfile.mkdtemp(prefix="crypto_assets_bench_graph_"))
+    try:
+        if args.postgres_url:
+            with temporary_database(args.postgres_url) as url:
+                whole_graph(home, args.symbols, args.days, url)
+                if not args.graph_only:
+                    per_strategy(url)
+            return 0
         warehouse_url, _ = whole_graph(home, args.symbols, args.days)
-    per_strategy(warehouse_url)
+        if not args.graph_only:
+            per_strategy(warehouse_url)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
     return 0
 
 

@@ -3,9 +3,11 @@
     python benchmarks/run_all.py [--quick] [--only NAME,...] [--out benchmarks/results/latest.json]
 
 Each benchmark script runs as its own process (its full output is kept next to the JSON, as
-`<name>.log`). A row per verdict line the script prints ("... met" / "... MISSED"), plus one row per
-script with its exit status, wall time and the peak RSS of its largest child process. Benchmarks
-that are not written yet appear as rows with status "not implemented", so a gap is visible.
+`<name>.log`). The table has one row per script with its exit status, wall time and the peak RSS of
+its largest child process, then the rows the script reports: lines `@row {json}`
+(benchmarks.common.report_row: measure, measured, target, verdict), or, for a script that reports
+none, each verdict line it prints ("... met" / "... MISSED"). Benchmarks that are not written yet
+appear as rows with status "not implemented", so a gap is visible.
 
 Targets are printed, not asserted. The machine is shared and noisy: compare ratios, read the date.
 """
@@ -26,21 +28,35 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
 
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"  # a role that may CREATE DATABASE
+PG = ["--postgres-url", POSTGRES_URL]
+
 # name -> (script, full-scale arguments, --quick arguments)
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "whole graph (DuckDB)": ("models.py", [], ["--symbols", "6", "--days", "30"]),
+    "whole graph (PostgreSQL)": (
+        "models.py",
+        [*PG, "--graph-only"],
+        ["--symbols", "6", "--days", "30", *PG, "--graph-only"],
+    ),
     "ingest": ("ingest.py", [], ["--symbols", "3", "--days", "3", "--repeat", "1"]),
     "windows": ("windows.py", [], ["--symbols", "3", "--days", "3"]),
     "features": ("features.py", [], ["--symbols", "3", "--days", "3", "--repeat", "1"]),
+    "labels": ("labels.py", [], ["--symbols", "3", "--days", "30", "--repeat", "1"]),
     "checks": ("checks.py", [], ["--symbols", "3", "--days", "3", "--repeat", "1"]),
     "load time": ("load_time.py", [], ["--repeat", "1"]),
+    "freshness lag under the schedule": (
+        "freshness.py",
+        [],
+        ["--symbols", "3", "--hours", "0.5", "--start", "2025-03-04T23:40"],
+    ),
 }
-MISSING = {
-    "whole graph (PostgreSQL)": "target <= 180 s and 4 GB",
-    "labels": "ours / vectorised numpy barrier pass",
-    "freshness lag under the schedule": "<= one bar + 2 min behind",
-}
+#: benchmarks of issue 12's list that are not written yet (name -> target)
+MISSING: dict[str, str] = {}
 VERDICT = re.compile(r"\b(met|missed)\b", re.IGNORECASE)
+ROW_KEYS = ("measure", "measured", "target", "verdict")
+#: prefix of the lines a script reports its rows on (benchmarks.common.report_row)
+ROW_PREFIX = "@row "
 
 
 def run_one(name: str, script: str, args: list[str], folder: Path, timeout: float) -> list[dict]:
@@ -60,6 +76,7 @@ def run_one(name: str, script: str, args: list[str], folder: Path, timeout: floa
     wall = time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     log.write_text(output)
+    reported = _reported_rows(name, output)
     rows = [
         {
             "benchmark": name,
@@ -70,6 +87,8 @@ def run_one(name: str, script: str, args: list[str], folder: Path, timeout: floa
             "verdict": "" if status == "ok" else "failed",
         }
     ]
+    if reported:
+        return rows + reported
     for line in output.splitlines():
         found = VERDICT.search(line)
         if found and (
@@ -78,12 +97,29 @@ def run_one(name: str, script: str, args: list[str], folder: Path, timeout: floa
             rows.append(
                 {
                     "benchmark": name,
-                    "measure": line.strip()[:160],
-                    "target": "see measure",
+                    "measure": "",
+                    "target": "see measured",
                     "measured": line.strip()[:160],
                     "verdict": found.group(1).lower(),
                 }
             )
+    return rows
+
+
+def _load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _reported_rows(name: str, output: str) -> list[dict]:
+    """The rows a script printed with benchmarks.common.report_row."""
+    rows = []
+    for line in output.splitlines():
+        if line.startswith(ROW_PREFIX):
+            try:
+                row = json.loads(line[len(ROW_PREFIX) :])
+            except json.JSONDecodeError:
+                continue
+            rows.append({"benchmark": name, **{k: str(row.get(k, "")) for k in ROW_KEYS}})
     return rows
 
 
@@ -100,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     wanted = set(args.only.split(",")) if args.only else set(BENCHMARKS)
     rows: list[dict] = []
+    load_before = _load_average()
     for name, (script, full, quick) in BENCHMARKS.items():
         if name in wanted:
             print(f"running {name} ...", file=sys.stderr, flush=True)
@@ -112,14 +149,16 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
         "cpus": os.cpu_count(),
+        "load_average": {"before": load_before, "after": _load_average()},
         "rows": rows,
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    headers = ["benchmark", "measured", "verdict"]
-    widths = [max(len(h), *(len(str(r[h])) for r in rows)) for h in headers]
+    headers = ["benchmark", "measure", "measured", "target", "verdict"]
+    widths = [max([len(h), *(len(str(r[h])) for r in rows)]) for h in headers]
     print(" | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     for row in rows:
         print(" | ".join(str(row[h]).ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print(f"load average (1, 5, 15 min) before {load_before}, after {report['load_average']['after']}")
     print(f"JSON: {args.out}")
     return 0
 

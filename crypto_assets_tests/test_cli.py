@@ -101,7 +101,7 @@ def test_backfill_downstream_trains_the_models_and_the_summary_names_the_champio
     home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ):
     from crypto_assets.cli.commands import _print_strategy_models
-    from crypto_assets.resources import build_resources
+    from crypto_assets.resources import mlflow_resource
     from crypto_assets.settings import load_settings
 
     monkeypatch.setenv("CRYPTO_ASSETS_START", TRAINED_WINDOW[0])
@@ -116,7 +116,7 @@ def test_backfill_downstream_trains_the_models_and_the_summary_names_the_champio
         assert models[model]["champion_version"] is None and "no edge" in models[model]["last_training"]
 
     # what the demo prints per strategy, from this instance and store
-    _print_strategy_models(build_resources(load_settings(), as_env_vars=False)["mlflow"])
+    _print_strategy_models(mlflow_resource(load_settings()).process_config_and_initialize())
     summary = capsys.readouterr().out
     lines = summary.splitlines()
     start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["strategy", "labels"])

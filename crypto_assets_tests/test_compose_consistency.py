@@ -60,12 +60,37 @@ def test_dagster_image_holds_the_tested_instance_and_workspace() -> None:
     assert "requirements.lock" in dockerfile  # the versions the tests ran
 
 
-def test_mlflow_image_runs_the_tested_mlflow_major_with_a_postgresql_driver() -> None:
+def pins(path: Path) -> dict[str, str | None]:
+    """name -> pinned version (None: unpinned) of a requirements or constraints file."""
+    found = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, pinned = line.partition("==")
+            found[name.strip().lower().replace("_", "-")] = pinned.strip() or None
+    return found
+
+
+def test_mlflow_image_installs_the_locked_mlflow_and_boto3() -> None:
+    """The server runs the MLflow the tests ran (the lock's), its PostgreSQL driver, and boto3 for
+    artifacts in object storage, every version pinned."""
     dockerfile = (REPO / "deploy/mlflow.Dockerfile").read_text()
-    (spec,) = re.findall(r'"mlflow([^"]*)"', dockerfile)
-    major = int(version("mlflow").split(".")[0])
-    assert f"<{major + 1}" in spec, spec
-    assert "psycopg2" in dockerfile  # the backend store URI's driver
+    assert re.search(
+        r"^COPY requirements\.lock deploy/mlflow-requirements\.txt /tmp/install/$", dockerfile, re.M
+    )
+    assert (
+        "pip install -c /tmp/install/requirements.lock -r /tmp/install/mlflow-requirements.txt" in dockerfile
+    )
+    assert dockerfile.count("pip install") == 1  # nothing installed around the lock
+    lock = pins(REPO / "requirements.lock")
+    wanted = pins(REPO / "deploy/mlflow-requirements.txt")
+    assert lock["mlflow"] == version("mlflow")  # the lock holds the MLflow this suite runs
+    assert wanted["mlflow"] is None and wanted["psycopg2-binary"] is None, "their version is the lock's"
+    assert lock["psycopg2-binary"]  # the backend store URI's driver, pinned by the lock
+    extra = {name: pinned for name, pinned in wanted.items() if name not in lock}
+    assert set(extra) == {"boto3", "botocore", "s3transfer", "jmespath"}
+    assert all(extra.values()), "what the lock does not pin is pinned here"
+    assert extra["boto3"].split(".")[:2] == extra["botocore"].split(".")[:2]  # boto3 needs its minor
 
 
 def test_process_list_names_every_contract_variable() -> None:

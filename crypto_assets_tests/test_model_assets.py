@@ -192,7 +192,8 @@ def test_signals_automation_waits_for_a_models_first_champion(
         # a day of candles with their checks (signals wait for raw_ohlc's blocking check), then
         # features as its run records them (a stand-in body: the table is written above)
         loaded = materialize(
-            [RAW_OHLC, *build_raw_ohlc_checks(RAW_OHLC)], instance=instance, partition_key="2025-03-04",
+            [RAW_OHLC, *build_raw_ohlc_checks(RAW_OHLC, Timeframe.parse("15m"))],
+            instance=instance, partition_key="2025-03-04",
             resources={
                 "warehouse": WarehouseResource(url=warehouse_url),
                 "source": CandleSourceResource(spec="synthetic"),

@@ -211,3 +211,17 @@ def test_vectorized_gaps_and_outliers_match_the_per_symbol_loop():
     got = [(r.exchange, r.symbol, r.ts, r.robust_z) for r in flagged.itertuples()]
     assert got == reference_outliers(candles, OUTLIER_SIGMAS)
     assert len(got) >= 8
+
+
+def test_a_bar_without_a_symbol_is_no_part_of_another_series():
+    """The suite blocks such a bar; gaps must not read it as a later bar of a real series."""
+    ts = pd.date_range("2025-03-04", periods=3, freq="15min", tz="UTC")
+    candles = pd.DataFrame(
+        {
+            "exchange": ["a", "a", "a", "b", "b", "b", "b"],
+            "symbol": ["x", "y", "y", "x", "x", "x", None],
+            "ts": [ts[0], ts[0], ts[1], *ts, ts[0] + pd.Timedelta(hours=2)],
+        }
+    )
+    for frame in (candles, candles.astype({"exchange": "category", "symbol": "category"})):
+        assert find_gaps(frame, 900).empty

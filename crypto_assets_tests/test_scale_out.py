@@ -104,8 +104,30 @@ def test_same_instance_settings(values: dict[str, Any]):
     )
 
 
+LIFT = re.compile(r"dagster instance concurrency set (\w+) (\d+)")
+
+
 def test_the_guide_lifts_the_writer_pool_by_name():
     from crypto_assets.names import WAREHOUSE_POOL
 
     guide = (REPO / "deploy/README.md").read_text()
     assert f"dagster instance concurrency set {WAREHOUSE_POOL} " in guide
+
+
+def test_same_pool_settings_and_the_writer_pool_lifted_as_the_guide_says(values: dict[str, Any]):
+    """The default pool limit is deploy/dagster.yaml's (and the embedded instance's); the values
+    file names the same lift of the writer pool as the guide (the chart cannot set one pool)."""
+    from crypto_assets.names import WAREHOUSE_POOL
+
+    instance_pools = load("deploy/dagster.yaml")["concurrency"]["pools"]
+    assert values["concurrency"]["enabled"] is True
+    assert values["concurrency"]["pools"] == {"defaultLimit": instance_pools["default_limit"]}
+    assert (
+        instance_pools["default_limit"] == load("dagster.yaml")["concurrency"]["pools"]["default_limit"] == 1
+    )
+    in_values = LIFT.findall((REPO / "deploy/helm/values.yaml").read_text())
+    in_guide = LIFT.findall((REPO / "deploy/README.md").read_text())
+    assert in_values == in_guide == [(WAREHOUSE_POOL, in_guide[0][1])]
+    assert int(in_guide[0][1]) > instance_pools["default_limit"], "lifted on PostgreSQL"
+    # the run queue is the coordinator's, not the chart's concurrency block (the chart refuses both)
+    assert "runs" not in values["concurrency"]

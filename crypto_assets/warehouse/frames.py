@@ -1,7 +1,10 @@
 """Read a query result as a DataFrame in bulk: Arrow on DuckDB, COPY on PostgreSQL.
 
 Row-by-row fetching through SQLAlchemy costs about 12 s per million bars; these paths cost a
-fraction of it. `query` uses SQLAlchemy-style `:name` placeholders.
+fraction of it. `query` uses SQLAlchemy-style `:name` placeholders. On PostgreSQL a result whose
+columns are all text, float8, integers or the named timestamps is read as binary `COPY`
+(crypto_assets.warehouse.pg_binary, about half the time of the CSV form at 1.5M bars); any other
+as CSV `COPY` parsed by Arrow. Both give the same Arrow types.
 """
 
 from __future__ import annotations
@@ -55,14 +58,39 @@ def read_arrow(
 
 
 def _copy_out(raw, query: str, params: dict, timestamps) -> pa.Table | None:
-    """PostgreSQL: `COPY (query) TO STDOUT` as CSV, parsed by Arrow (multi-threaded, in C)."""
-    import pyarrow as pa
-    import pyarrow.csv as pa_csv
+    """PostgreSQL: `COPY (query) TO STDOUT`, binary where every column decodes, else CSV."""
     from psycopg import sql
+
+    from crypto_assets.warehouse import pg_binary
 
     text = sql.SQL(_PLACEHOLDER.sub(r"{\1}", query.replace("{", "{{").replace("}", "}}"))).format(
         **{name: sql.Literal(value) for name, value in params.items()}
     )
+    columns = _describe(raw, text)
+    if pg_binary.decodable(columns, timestamps):
+        statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(text).as_bytes(raw)
+        try:
+            return pg_binary.decode(pg_binary.copy_bytes(raw, statement), columns)
+        except pg_binary.Undecodable:
+            pass  # a value the binary decoder leaves to the CSV form (e.g. an infinite timestamp)
+    return _copy_csv(raw, text, timestamps)
+
+
+def _describe(raw, text) -> list[tuple[str, int]]:
+    """(name, type oid) of each column of `text`'s result, from a plan that reads no rows."""
+    from psycopg import sql
+
+    with raw.cursor() as cursor:
+        cursor.execute(sql.SQL("SELECT * FROM ({}) AS described LIMIT 0").format(text))
+        return [(column.name, column.type_code) for column in cursor.description or ()]
+
+
+def _copy_csv(raw, text, timestamps) -> pa.Table | None:
+    """`COPY (text) TO STDOUT` as CSV, parsed by Arrow (multi-threaded, in C)."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    from psycopg import sql
+
     buffer = io.BytesIO()
     with raw.cursor() as cursor:
         copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER)").format(text)
