@@ -142,6 +142,8 @@ DAYS = DailyPartitionsDefinition(start_date="2025-01-01")
 )
 def daily_prices(context, config: PricesConfig):
     """A partitioned asset whose check is evaluated per partition."""
+    if config.fail_with:
+        raise RuntimeError(config.fail_with)
     yield MaterializeResult()
     yield AssetCheckResult(
         passed=config.valid, description=None if config.valid else "2 rows with high < low"
@@ -165,3 +167,31 @@ def test_a_partitioned_check_fails_while_an_older_partition_fails(instance: Dags
     assert (today["status"], today["problem"]) == ("failed", True)
     assert today["description"] == "failing on 2025-03-03: 2 rows with high < low"
     assert check_on("2025-03-03", valid=True)["status"] == "passed"
+
+
+def test_a_failed_backfill_of_old_days_stays_a_problem_until_those_days_are_written(
+    instance: DagsterInstance,
+):
+    """A load of today does not hide a failed load of older days: the failure is resolved only
+    when every partition the failed run was for has been written since."""
+    graph = Definitions(assets=[daily_prices]).resolve_asset_graph()
+
+    def run(first: str, last: str, fail: bool = False) -> bool:
+        config = {"ops": {"daily_prices": {"config": {"fail_with": "exchange down" if fail else ""}}}}
+        return materialize(
+            [daily_prices], instance=instance, run_config=config, raise_on_error=False,
+            tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+        ).success  # fmt: skip
+
+    def failed_run_problem() -> bool:
+        (row,) = read_health(instance, graph, [], datetime.now(UTC)).runs
+        return row["problem"]
+
+    assert not run("2025-03-01", "2025-03-02", fail=True)
+    assert failed_run_problem()
+    assert run("2025-03-04", "2025-03-04")  # today's load
+    assert failed_run_problem(), "the old days are still missing"
+    assert run("2025-03-01", "2025-03-01")
+    assert failed_run_problem(), "one of the two days is still missing"
+    assert run("2025-03-02", "2025-03-02")
+    assert not failed_run_problem()

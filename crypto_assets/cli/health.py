@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance
+from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, PartitionKeyRange
 
 FRESH, LATE, STALE, NEVER = "fresh", "late", "stale", "never materialized"
 
@@ -60,7 +60,7 @@ def read_health(instance: DagsterInstance, graph, models: Iterable[AssetKey], no
     failing = failing_checks(instance, partitioned)  # the alerts sensor's definition of failing
     for key in sorted(graph.asset_check_keys):
         health.checks.append(_check(graph, key, latest.get(key), failing.get(key.to_user_string())))
-    health.runs = _failed_runs(instance)
+    health.runs = _failed_runs(instance, graph)
     health.models = [_model(instance, key, now) for key in models]
     return health
 
@@ -127,10 +127,11 @@ def _check(graph, key, record, failing: dict[str, Any] | None = None) -> dict[st
     return row
 
 
-def _failed_runs(instance: DagsterInstance) -> list[dict[str, Any]]:
+def _failed_runs(instance: DagsterInstance, graph) -> list[dict[str, Any]]:
     """The last failed run of each job (of each asset set, for runs without a named job, as the
-    CLI's); a problem until every asset it failed to write has been materialized since. "Since" is
-    by event storage id, which orders events exactly where timestamps may tie."""
+    CLI's); a problem until every asset it failed to write has been materialized since, in every
+    partition the run was for (a later load of today does not hide a failed backfill of an old
+    day). "Since" is by event storage id, which orders events exactly where timestamps may tie."""
     from crypto_assets.automation.alert_changes import unmaterialized_assets
 
     failures = instance.fetch_run_status_changes(DagsterEventType.RUN_FAILURE, limit=200).records
@@ -152,16 +153,49 @@ def _failed_runs(instance: DagsterInstance) -> list[dict[str, Any]]:
                 "assets": assets,
                 "error": _run_error(instance, run.run_id),
                 "problem": any(
-                    not _materialized_after(instance, name, failure.storage_id) for name in assets
+                    not _materialized_after(instance, graph, run, name, failure.storage_id) for name in assets
                 ),
             }
         )
     return rows
 
 
-def _materialized_after(instance: DagsterInstance, asset: str, storage_id: int) -> bool:
-    records = instance.fetch_materializations(AssetKey.from_user_string(asset), limit=1).records
-    return bool(records) and records[0].storage_id > storage_id
+def _materialized_after(instance: DagsterInstance, graph, run, asset: str, storage_id: int) -> bool:
+    """Whether `asset` was written after event `storage_id`: in each of `run`'s partitions, when
+    the run was for partitions of a partitioned asset."""
+    key = AssetKey.from_user_string(asset)
+    partitions = _run_partitions(graph, run, key)
+    if not partitions:
+        records = instance.fetch_materializations(key, limit=1).records
+        return bool(records) and records[0].storage_id > storage_id
+    written: set[str] = set()
+    cursor = None
+    while True:  # every materialization of those partitions since the failure
+        found = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=key, asset_partitions=partitions, after_storage_id=storage_id),
+            limit=1000,
+            cursor=cursor,
+        )
+        written |= {record.partition_key for record in found.records}
+        if not found.has_more:
+            return written >= set(partitions)
+        cursor = found.cursor
+
+
+def _run_partitions(graph, run, key: AssetKey) -> list[str]:
+    """The partitions of `key` that `run` was for (its partition, or its single-run range)."""
+    tags = run.tags
+    if not graph.has(key) or graph.get(key).partitions_def is None:
+        return []
+    if "dagster/partition" in tags:
+        return [tags["dagster/partition"]]
+    start, end = (
+        tags.get("dagster/asset_partition_range_start"),
+        tags.get("dagster/asset_partition_range_end"),
+    )
+    if not (start and end):
+        return []
+    return graph.get(key).partitions_def.get_partition_keys_in_range(PartitionKeyRange(start, end))
 
 
 def _run_error(instance: DagsterInstance, run_id: str) -> str:
