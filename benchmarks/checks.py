@@ -47,7 +47,6 @@ from benchmarks.common import (  # noqa: E402
     redact,
     report_row,
     synthetic_batch,
-    temporary_database,
     timed,
 )
 from crypto_assets.errors import UserError  # noqa: E402
@@ -65,6 +64,7 @@ from crypto_assets.ingestion.checks import (  # noqa: E402
 from crypto_assets.ingestion.load import load_window  # noqa: E402
 from crypto_assets.warehouse import Warehouse  # noqa: E402
 from crypto_assets.warehouse.schema import ensure_ingestion_tables  # noqa: E402
+from crypto_assets_tests.pg import scratch_database  # noqa: E402
 
 TARGET = 0.5  # checks / load
 ENGINES = ("duckdb", "postgres")
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="crypto_assets_bench_checks_"))
     try:
         if "postgres" in args.engines:
-            with temporary_database(args.postgres_url) as pg_url:
+            with scratch_database(args.postgres_url, "crypto_assets_bench") as pg_url:
                 benchmark(args, folder, pg_url)
         else:
             benchmark(args, folder, None)

@@ -12,7 +12,6 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
@@ -28,7 +27,7 @@ from crypto_assets.ingestion.sources.base import CandleSource, SourceBatch
 from crypto_assets.ingestion.sources.synthetic import SyntheticSource
 from crypto_assets.market import Timeframe
 from crypto_assets.warehouse.bulk import to_arrow
-from crypto_assets_tests.pg import redact, scratch_database, with_database  # noqa: F401 (re-exported)
+from crypto_assets_tests.pg import redact, with_database  # noqa: F401 (re-exported)
 
 #: Benchmarks load a fixed window so runs are comparable: it starts here.
 BENCH_START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -103,11 +102,6 @@ def arrow_table(frame: pd.DataFrame) -> pa.Table:
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------------
-
-
-def temporary_database(admin_url: str, prefix: str = "crypto_assets_bench") -> AbstractContextManager[str]:
-    """A throw-away database on the server at `admin_url`, dropped afterwards (the tests' helper)."""
-    return scratch_database(admin_url, prefix)
 
 
 def postgres_server_version(url: str) -> str:

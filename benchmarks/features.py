@@ -177,13 +177,13 @@ def _ok(passed: bool) -> str:
 
 
 def warehouse_refresh(bars: pd.DataFrame, postgres_url: str | None) -> None:
-    from benchmarks.common import temporary_database
+    from crypto_assets_tests.pg import scratch_database
 
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         rows += _refresh_rows("duckdb", f"duckdb:///{folder}/warehouse.duckdb", bars)
     if postgres_url:
-        with temporary_database(postgres_url) as url:
+        with scratch_database(postgres_url, "crypto_assets_bench") as url:
             rows += _refresh_rows("postgres", url, bars)
     print()
     print_table(rows, ["engine", "measurement", "s", "rows/s"])

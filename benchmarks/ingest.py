@@ -87,7 +87,6 @@ from benchmarks.common import (  # noqa: E402
     print_table,
     redact,
     synthetic_batch,
-    temporary_database,
     timed,
 )
 from crypto_assets.errors import UserError  # noqa: E402
@@ -100,6 +99,7 @@ from crypto_assets.warehouse.schema import (  # noqa: E402
     VALUE_COLUMNS,
     ensure_ingestion_tables,
 )
+from crypto_assets_tests.pg import scratch_database  # noqa: E402
 
 FIRST, RELOAD = "first load", "re-load"
 PHASES = (FIRST, RELOAD)
@@ -479,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _maybe_database(args: argparse.Namespace) -> AbstractContextManager[str | None]:
     if "postgres" in args.engines:
-        return temporary_database(args.postgres_url)
+        return scratch_database(args.postgres_url, "crypto_assets_bench")
     return nullcontext()
 
 

@@ -44,10 +44,10 @@ from benchmarks.common import (  # noqa: E402
     print_facts,
     print_table,
     report_row,
-    temporary_database,
 )
 from crypto_assets.labels.assets import RULES  # noqa: E402
 from crypto_assets.market import Timeframe  # noqa: E402
+from crypto_assets_tests.pg import scratch_database  # noqa: E402
 
 BASE = Timeframe.parse("15m")
 NO_CHAMPION = "no strategy has a champion model yet"  # the CLI's message when signals cannot run
@@ -248,7 +248,7 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="crypto_assets_bench_graph_"))
     try:
         if args.postgres_url:
-            with temporary_database(args.postgres_url) as url:
+            with scratch_database(args.postgres_url, "crypto_assets_bench") as url:
                 whole_graph(home, args.symbols, args.days, url)
                 if not args.graph_only:
                     per_strategy(url)

@@ -69,21 +69,22 @@ from benchmarks.common import (  # noqa: E402
     print_table,
     redact,
     synthetic_batch,
-    temporary_database,
 )
 from crypto_assets.ingestion.load import load_window  # noqa: E402
 from crypto_assets.ingestion.sources.synthetic import SyntheticSource  # noqa: E402
 from crypto_assets.market import Timeframe  # noqa: E402
+from crypto_assets.names import WINDOW_MODELS, resampled_models  # noqa: E402
 from crypto_assets.transform.project import DbtSetup  # noqa: E402
 from crypto_assets.warehouse import Warehouse  # noqa: E402
 from crypto_assets.warehouse.schema import ensure_ingestion_tables  # noqa: E402
+from crypto_assets_tests.pg import scratch_database  # noqa: E402
 
 ENGINES = ("duckdb", "postgres")
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 WARMUP = 20
 WINDOW_P50_TARGET_MS = 5.0
 PG_SPEEDUP_TARGET = 10.0
-MODELS = ("ohlc_1h", "ohlc_4h", "ohlc_1d", "ohlc_today", "ohlc_recent")
+MODELS = (*resampled_models(Timeframe.parse("15m")).values(), *WINDOW_MODELS)  # of the 15m base
 
 
 class BenchmarkError(Exception):
@@ -162,7 +163,7 @@ def duckdb_engine(folder: Path) -> Iterator[tuple[str, Callable]]:
 
 @contextmanager
 def postgres_engine(admin_url: str) -> Iterator[tuple[str, Callable]]:
-    with temporary_database(admin_url, "crypto_assets_bench_windows") as url:
+    with scratch_database(admin_url, "crypto_assets_bench_windows") as url:
 
         @contextmanager
         def reader():
