@@ -309,6 +309,24 @@ def test_the_latest_model_is_the_latest_folds_never_an_older_ones(planted: pd.Da
         )
 
 
+def test_the_number_of_threads_does_not_change_the_model(planted: pd.DataFrame):
+    """Training runs on one OpenMP thread by default (ModelConfig.threads): faster on a shared
+    machine, and the same model as with more."""
+    from threadpoolctl import threadpool_info
+
+    from crypto_assets.models.training import limited_threads
+
+    x = planted[feature_columns(BASE)].astype("float32")
+    y = planted["label"].to_numpy()
+    probabilities = []
+    for threads in (1, 2):
+        with limited_threads(threads):
+            openmp = {i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"}
+            assert openmp == {threads}, "the limit applies to scikit-learn's OpenMP runtime"
+            probabilities.append(fit_final(x, y, settings().model).predict_proba(x))
+    assert np.array_equal(*probabilities)
+
+
 def test_permutation_importance_matches_scikit_learns(planted: pd.DataFrame):
     """The plot's importance (every shuffled copy scored in one call) agrees with
     sklearn.inspection.permutation_importance and ranks the planted strong signal first."""
