@@ -117,8 +117,12 @@ def build_model_asset(strategy: str) -> AssetsDefinition:
         AssetCheckSpec(
             CHAMPION_CHECK,
             asset=key,
+            # blocking for the automation only: strategy_signals waits until one model's passes; its
+            # results are WARN, and only an ERROR stops what is downstream in the same run
+            blocking=True,
             description="The strategy has a champion version to score with (this training's or an "
-            "earlier one). strategy_signals is automated once one model passes this.",
+            "earlier one). strategy_signals' automation waits until one model passes it (WARN: it "
+            "never stops a run).",
         ),
     ]
 
