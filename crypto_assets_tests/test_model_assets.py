@@ -32,6 +32,16 @@ MODELS = build_model_assets(Timeframe.parse("15m"))
 SIGNALS = build_signals_asset(Timeframe.parse("15m"))
 
 
+@pytest.fixture(autouse=True)
+def environment_restored() -> Iterator[None]:
+    """MLflow's set_tracking_uri writes MLFLOW_TRACKING_URI and MLFLOW_REGISTRY_URI into os.environ
+    (and the resource a server's credentials): later tests' subprocesses must not inherit them."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="module")
 def market_data() -> tuple[pd.DataFrame, pd.DataFrame]:
     return panel(symbols=3, n_bars=5000, seed=7)
@@ -279,8 +289,6 @@ def test_no_secret_reaches_mlflow_the_logs_or_the_artifacts(
     host, server_folder = mlflow_server
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
-    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-        monkeypatch.delenv(name, raising=False)  # restored after the test: the resource sets them
     everything = [PASSWORD, LABEL_PARAM_SECRET, RUN_TAG_SECRET, *SECRETS.values()]
     bars, features = market_data
     write_market(warehouse, bars, features)

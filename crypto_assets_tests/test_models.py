@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +20,16 @@ from crypto_assets.models.training import fit_final, walk_forward
 from crypto_assets.models.validation import walk_forward_folds
 from crypto_assets_tests.helpers import recorded_run
 from crypto_assets_tests.planted import BASE, STRONG, T0, WEAK, panel, planted_labels, training_set
+
+
+@pytest.fixture(autouse=True)
+def environment_restored() -> Iterator[None]:
+    """MLflow's set_tracking_uri writes MLFLOW_TRACKING_URI and MLFLOW_REGISTRY_URI into os.environ
+    (and the resource a server's credentials): later tests' subprocesses must not inherit them."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture
@@ -307,6 +319,24 @@ def test_the_latest_model_is_the_latest_folds_never_an_older_ones(planted: pd.Da
         walk_forward(
             x, y, returns, planted["entry_ts"], [folds[0], replace(folds[-1], train=ones)], settings().model
         )
+
+
+def test_the_number_of_threads_does_not_change_the_model(planted: pd.DataFrame):
+    """Training runs on one OpenMP thread by default (ModelConfig.threads): faster on a shared
+    machine, and the same model as with more."""
+    from threadpoolctl import threadpool_info
+
+    from crypto_assets.models.training import limited_threads
+
+    x = planted[feature_columns(BASE)].astype("float32")
+    y = planted["label"].to_numpy()
+    probabilities = []
+    for threads in (1, 2):
+        with limited_threads(threads):
+            openmp = {i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"}
+            assert openmp == {threads}, "the limit applies to scikit-learn's OpenMP runtime"
+            probabilities.append(fit_final(x, y, settings().model).predict_proba(x))
+    assert np.array_equal(*probabilities)
 
 
 def test_permutation_importance_matches_scikit_learns(planted: pd.DataFrame):

@@ -18,7 +18,7 @@ from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult
 from tqdm import tqdm
 
 from crypto_assets.cli.instance import ensure_dagster_home
-from crypto_assets.cli.runs import RangeRunOutcome, materialize_days
+from crypto_assets.cli.runs import FollowUp, RangeRunOutcome, materialize_days
 from crypto_assets.errors import UserError
 from crypto_assets.ingestion.sources import make_source
 from crypto_assets.market import Timeframe, parse_symbols
@@ -87,20 +87,38 @@ def _load(
             selection=raw,
             symbols=symbols,
             days_per_run=days_per_run,
-            then=raw.downstream() - raw if downstream else None,
+            then=_downstream(settings, raw) if downstream else (),
             on_chunk=on_chunk,
         )
 
 
-def _report_failures(outcome: RangeRunOutcome, expected: tuple[str, ...] = ()) -> int:
-    """Exit code for the runs' failures; failures starting with one of `expected` are results the
-    command already reported (e.g. no model showed an edge), not errors."""
+def _downstream(settings: Settings, raw: AssetSelection) -> list[FollowUp]:
+    """What `--downstream` rebuilds after the candles: everything but the signals in one run, then
+    the signals, which only a champion can score (none after a training without edge: an honest
+    result the command reports, not a failed run)."""
+    signals = AssetSelection.assets("strategy_signals")
+
+    def no_champion() -> str | None:
+        from crypto_assets.labels.assets import RULES
+        from crypto_assets.models.signals import NO_CHAMPION
+        from crypto_assets.models.tracking import CHAMPION
+
+        tracking = mlflow_resource(settings).process_config_and_initialize()
+        if any(tracking.version_by_alias(strategy, CHAMPION) for strategy in RULES):
+            return None
+        return f"strategy_signals not scored: {NO_CHAMPION} (no model showed an edge out of sample)"
+
+    return [FollowUp(raw.downstream() - raw - signals), FollowUp(signals, no_champion)]
+
+
+def _report_failures(outcome: RangeRunOutcome) -> int:
+    """Exit code for the runs' failures (a follow-up left out, like the signals without a
+    champion, is reported by the command, not a failure)."""
     if outcome.user_errors:
         print(f"crypto-assets: error: {outcome.user_errors[0]}", file=sys.stderr)
         return 2
-    errors = [message for message in outcome.errors if not message.startswith(expected)]
-    if errors:
-        for message in dict.fromkeys(errors):
+    if outcome.errors:
+        for message in dict.fromkeys(outcome.errors):
             print(f"crypto-assets: run failed: {message}", file=sys.stderr)
         return 1
     return 0
@@ -129,6 +147,8 @@ def run_backfill(
         settings, start=start, end=end, symbols=chosen, downstream=downstream, days_per_run=days_per_run
     )
     print(f"{len(outcome.run_ids)} run(s) recorded in {os.environ['DAGSTER_HOME']}; {UI_HINT}")
+    for reason in outcome.not_run:
+        print(reason)
     _print_checks(outcome)
     return _report_failures(outcome)
 
@@ -162,10 +182,7 @@ def run_demo(*, days: int) -> int:
     _print_strategy_models(mlflow_resource(demo_settings).process_config_and_initialize())
     print(f"\ndagster instance: {os.environ['DAGSTER_HOME']} ({len(outcome.run_ids)} run(s))")
     print(f"next: {UI_HINT}; `crypto-assets mlflow` to compare models; `crypto-assets status` for health")
-    from crypto_assets.models.signals import NO_CHAMPION
-
-    # no champion at all is an honest result the summary above states, not a broken demo
-    return _report_failures(outcome, expected=(NO_CHAMPION,))
+    return _report_failures(outcome)
 
 
 def _print_models(warehouse, base: Timeframe) -> None:

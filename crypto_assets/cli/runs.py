@@ -32,10 +32,19 @@ class RangeRunOutcome:
     checks: list[AssetCheckEvaluation] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     user_errors: list[str] = field(default_factory=list)
+    not_run: list[str] = field(default_factory=list)  # why a follow-up run was left out
 
     @property
     def success(self) -> bool:
         return not self.errors and not self.user_errors
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """Assets to materialize once after the partitioned runs, unless `not_ready()` gives a reason."""
+
+    selection: AssetSelection
+    not_ready: Callable[[], str | None] = lambda: None
 
 
 def day_chunks(start: date, end: date, days_per_run: int) -> list[tuple[date, date]]:
@@ -61,12 +70,12 @@ def materialize_days(
     selection: AssetSelection,
     symbols: Sequence[str] | None = None,
     days_per_run: int = 31,
-    then: AssetSelection | None = None,
+    then: Sequence[FollowUp] = (),
     on_chunk: Callable[[date, date, ExecuteInProcessResult], None] | None = None,
 ) -> RangeRunOutcome:
     """One single-run backfill of `selection` per chunk of days, each recorded in `instance` like a UI
-    backfill; then, once, a run of `then` (the unpartitioned assets downstream: dbt models, features,
-    labels, models, signals rebuild once from everything loaded, not once per chunk)."""
+    backfill; then, once each and in order, a run of every follow-up that is ready (the assets
+    downstream rebuild once from everything loaded, not once per chunk)."""
     outcome = RangeRunOutcome()
     release_abandoned_runs(instance)
     run_config: dict = dict(QUIET_LOGS)
@@ -82,8 +91,14 @@ def materialize_days(
             on_chunk(first, last, result)
         if outcome.user_errors:
             break  # a configuration or input mistake fails every chunk the same way
-    if then is not None and not outcome.user_errors:
-        _run(assets, resources, instance, then, dict(QUIET_LOGS), {}, outcome)
+    for follow_up in then:
+        if outcome.user_errors:
+            break
+        reason = follow_up.not_ready()
+        if reason:
+            outcome.not_run.append(reason)
+            continue
+        _run(assets, resources, instance, follow_up.selection, dict(QUIET_LOGS), {}, outcome)
     return outcome
 
 

@@ -29,7 +29,7 @@ from crypto_assets.labels.store import label_table
 from crypto_assets.market import Timeframe
 from crypto_assets.models.fit_and_register import TrainingReport, TrainingSettings
 from crypto_assets.models.tracking import MlflowResource
-from crypto_assets.models.training import ModelParams
+from crypto_assets.models.training import THREADS, ModelParams
 from crypto_assets.names import MODELS_GROUP, WAREHOUSE_POOL
 from crypto_assets.prerequisites import require_tables
 from crypto_assets.resources import WarehouseResource
@@ -76,6 +76,11 @@ class ModelConfig(Config):
     max_leaf_nodes: int = Field(ModelParams.max_leaf_nodes)
     min_samples_leaf: int = Field(ModelParams.min_samples_leaf)
     l2_regularization: float = Field(ModelParams.l2_regularization)
+    threads: int = Field(
+        THREADS,
+        description="OpenMP threads for fitting: 1 on a shared 2-core machine (two threads waiting for "
+        "each other there made fits several times slower); more on dedicated cores. Same model.",
+    )
     auc_floor: float = Field(0.52, description="The out-of-sample AUC check warns below this.")
     min_positive_rate: float = Field(0.02, description="The class-balance check fails outside this..1-this.")
 
@@ -88,6 +93,7 @@ class ModelConfig(Config):
             n_folds=self.n_folds, test_fraction=self.test_fraction, min_labels=self.min_labels,
             promotion_margin=self.promotion_margin, min_comparison_rows=self.min_comparison_rows,
             threshold=self.threshold, features=tuple(self.features) if self.features else None, model=model,
+            threads=self.threads,
         )  # fmt: skip
 
 
@@ -114,8 +120,12 @@ def build_model_asset(strategy: str, base: Timeframe) -> AssetsDefinition:
         AssetCheckSpec(
             CHAMPION_CHECK,
             asset=key,
+            # blocking for the automation only: strategy_signals waits until one model's passes; its
+            # results are WARN, and only an ERROR stops what is downstream in the same run
+            blocking=True,
             description="The strategy has a champion version to score with (this training's or an "
-            "earlier one). strategy_signals is automated once one model passes this.",
+            "earlier one). strategy_signals' automation waits until one model passes it (WARN: it "
+            "never stops a run).",
         ),
     ]
 

@@ -15,7 +15,7 @@ from crypto_assets.market import Timeframe
 from crypto_assets.models.dataset import feature_columns
 from crypto_assets.models.gate import Decision, decide, edge
 from crypto_assets.models.tracking import CHALLENGER, CHAMPION, MlflowResource, log_training, set_alias
-from crypto_assets.models.training import ModelParams, fit_final, limited_threads, walk_forward
+from crypto_assets.models.training import THREADS, ModelParams, fit_final, limited_threads, walk_forward
 from crypto_assets.models.validation import walk_forward_folds
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class TrainingSettings:
     threshold: float | None = None
     features: tuple[str, ...] | None = None
     model: ModelParams = field(default_factory=ModelParams)
+    threads: int = THREADS  # OpenMP threads for the fits (the model is the same whatever the count)
 
 
 @dataclass
@@ -76,7 +77,7 @@ def fit_and_register(
 ) -> TrainingReport:
     """Train `strategy` on `training_set` (models.dataset.read_training_set), log the run to MLflow,
     register the model and apply the champion gate. Too few labels: a skip, nothing registered."""
-    with limited_threads():
+    with limited_threads(settings.threads):
         return _fit_and_register(
             training_set, strategy=strategy, base=base, strategy_params=strategy_params,
             settings=settings, tracking=tracking, tags=tags,
