@@ -99,12 +99,12 @@ def test_new_candles_request_models_then_features_and_labels_once(tmp_path: Path
     # labels read raw_ohlc only; features also read the dbt models and wait for their tests
     assert deployment.tick() == MODELS | LABELS
     # the blocking checks of the rebuilt assets run with them, so what is downstream can follow
-    assert deployment.checks == {f"{name}:labels_consistent" for name in LABELS}
+    assert deployment.checks == {f"{name}:outcomes_consistent" for name in LABELS}
     assert deployment.tick() == set()
     deployment.dbt_build_passes()
     # signals wait for the models' first training (no champion to score with before it)
     assert deployment.tick() == {"features"}
-    assert deployment.checks == {"features:features_valid"}
+    assert deployment.checks == {"features:indicators_valid"}
     assert deployment.tick() == set()
 
 
@@ -122,7 +122,7 @@ def test_a_failed_blocking_check_holds_every_downstream_asset_until_it_passes(tm
             "INSERT INTO raw_ohlc VALUES ('synthetic', 'BTC-USD', '15m', '2025-03-04 10:07:00+00', "
             "100, 99, 95, 105, -1, '2025-03-05 00:00:00+00')"
         )
-    assert not deployment.load()  # raw_ohlc is written, then raw_ohlc_expectations fails
+    assert not deployment.load()  # raw_ohlc is written, then expectation_suite fails
     assert deployment.tick() == set()
     assert deployment.tick() == set()  # and stays held on later ticks
 
@@ -151,7 +151,7 @@ def trained(deployment: Deployment, model: str, *, champion: bool) -> None:
 
 def new_bar(deployment: Deployment) -> None:
     """A features run after a new bar, with its blocking check."""
-    recorded_run(deployment.instance, "features", {"features_valid": True}, AssetCheckSeverity.ERROR)
+    recorded_run(deployment.instance, "features", {"indicators_valid": True}, AssetCheckSeverity.ERROR)
 
 
 def test_signals_wait_for_a_first_champion_then_follow_every_new_bar(tmp_path: Path):

@@ -18,7 +18,7 @@ def test_demo_then_status(home: Path):
     assert demo.returncode == 0, demo.stderr
     for symbol in ["BTC-USD", "ETH-USD", "SOL-USD", "ADA-USD", "DOT-USD", "DOGE-USD"]:
         assert symbol in demo.stdout
-    for check in ["symbol_coverage", "raw_ohlc_expectations", "raw_ohlc_gaps", "raw_ohlc_outlier_moves"]:
+    for check in ["symbol_coverage", "expectation_suite", "gaps", "outlier_moves"]:
         assert f"raw_ohlc.{check} passed" in demo.stdout
     for model in ["ohlc_1h", "ohlc_4h", "ohlc_1d", "ohlc_today", "ohlc_recent"]:
         assert f"{model}.unique_bar_key passed" in demo.stdout
@@ -44,7 +44,7 @@ def test_demo_then_status(home: Path):
     assert status.stdout.count(" ok") == 6  # every symbol covered and recent
     for section in ["assets (age of", "checks: ", "failed runs", "models (champion", "symbols"]:
         assert section in status.stdout
-    assert "raw_ohlc:raw_ohlc_expectations" not in status.stdout  # only checks that did not pass
+    assert "raw_ohlc:expectation_suite" not in status.stdout  # only checks that did not pass
     problems = status.stderr.removeprefix("unhealthy: ").strip().split("; ")
     assert problems[0] == "strategy_signals never materialized", status.stderr
     assert not any("run " in problem for problem in problems), "no failed run: signals were left out"
@@ -55,7 +55,7 @@ def test_demo_then_status(home: Path):
     assert {m["model"]: m["champion_version"] for m in document["models"]} == dict.fromkeys(
         ["dca_model", "swing_model", "channel_model"]
     )
-    assert {c["check"]: c["status"] for c in document["checks"]}["raw_ohlc:raw_ohlc_expectations"] == "passed"
+    assert {c["check"]: c["status"] for c in document["checks"]}["raw_ohlc:expectation_suite"] == "passed"
 
     stale = run("status", env={"CRYPTO_ASSETS_SYMBOLS": "BTC-USD,XRP-USD"})
     assert stale.returncode == 1

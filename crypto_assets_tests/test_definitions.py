@@ -46,7 +46,7 @@ def test_raw_ohlc_is_daily_partitioned_in_the_ingestion_group_with_its_checks():
     assert spec.group_name == "ingestion"
     assert spec.partitions_def.timezone == "UTC"
     checks = {key.name for key in graph.asset_check_keys if key.asset_key == spec.key}
-    assert checks >= {"symbol_coverage", "raw_ohlc_expectations", "raw_ohlc_gaps", "raw_ohlc_outlier_moves"}
+    assert checks >= {"symbol_coverage", "expectation_suite", "gaps", "outlier_moves"}
     assert spec.freshness_policy is not None
     schedule = defs.resolve_schedule_def("raw_ohlc_after_each_bar")
     assert schedule.cron_schedule == "1,16,31,46 * * * *"

@@ -211,10 +211,10 @@ def test_signals_automation_waits_for_a_models_first_champion(
             },
         )  # fmt: skip
         assert loaded.success
-        recorded_run(instance, "features", {"features_valid": True}, AssetCheckSeverity.ERROR)
+        recorded_run(instance, "features", {"indicators_valid": True}, AssetCheckSeverity.ERROR)
         assert run(warehouse_url, tmp_path, instance, MODELS).success  # all three skip
         assert "strategy_signals" not in tick()
-        recorded_run(instance, "features", {"features_valid": True}, AssetCheckSeverity.ERROR)
+        recorded_run(instance, "features", {"indicators_valid": True}, AssetCheckSeverity.ERROR)
         assert "strategy_signals" not in tick(), "no champion: no signals run on a new bar"
 
         write_labels(warehouse, "dca", labels)
@@ -223,7 +223,7 @@ def test_signals_automation_waits_for_a_models_first_champion(
         assert "strategy_signals" in tick()
         assert run(warehouse_url, tmp_path, instance, [SIGNALS]).success
         assert "strategy_signals" not in tick()
-        recorded_run(instance, "features", {"features_valid": True}, AssetCheckSeverity.ERROR)
+        recorded_run(instance, "features", {"indicators_valid": True}, AssetCheckSeverity.ERROR)
         assert "strategy_signals" in tick(), "a new bar is scored"
 
 

@@ -487,7 +487,7 @@ def test_new_candles_rescore_signals_but_do_not_retrain_models(tmp_path: Path):
         # each model trained once, one with a champion (signals wait for that), then new features
         for key in ("dca_model", "swing_model", "channel_model"):
             recorded_run(instance, key, {"has_champion": key == "dca_model"})
-        recorded_run(instance, "features", {"features_valid": True}, AssetCheckSeverity.ERROR)
+        recorded_run(instance, "features", {"indicators_valid": True}, AssetCheckSeverity.ERROR)
         second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
     requested = {r.key.to_user_string() for r in second.results if r.true_subset.size}
     assert "strategy_signals" in requested

@@ -39,10 +39,10 @@ def test_rules_hold_on_what_the_pipeline_writes_and_catch_corruption(
         (e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()
     }
     assert checks == {
-        ("features", "features_valid"): True,
-        ("strategy_dca_labels", "labels_consistent"): True,
-        ("strategy_swing_labels", "labels_consistent"): True,
-        ("strategy_channel_labels", "labels_consistent"): True,
+        ("features", "indicators_valid"): True,
+        ("strategy_dca_labels", "outcomes_consistent"): True,
+        ("strategy_swing_labels", "outcomes_consistent"): True,
+        ("strategy_channel_labels", "outcomes_consistent"): True,
     }
 
     with warehouse.begin() as connection:  # corruption a buggy writer could leave behind

@@ -50,7 +50,7 @@ def run_in_a_terminal(*args: str, timeout: float = 600) -> tuple[int, str]:
 def test_demo_prints_its_own_progress_bar_and_no_library_noise(home: Path):
     code, output = run_in_a_terminal("demo", "--days", "2")
     assert code == 0, output
-    assert "raw_ohlc.raw_ohlc_expectations passed" in output  # the suite did run
+    assert "raw_ohlc.expectation_suite passed" in output  # the suite did run
     ours = [
         line for line in output.splitlines() if line.startswith("raw_ohlc:") and PROGRESS_BAR.search(line)
     ]

@@ -63,11 +63,11 @@ def test_clean_candles_pass_every_check(warehouse_url: str):
     assert {name: e.passed for name, e in found.items()} == {
         "symbol_coverage": True,
         "symbol_freshness": True,
-        "raw_ohlc_expectations": True,
-        "raw_ohlc_gaps": True,
-        "raw_ohlc_outlier_moves": True,
+        "expectation_suite": True,
+        "gaps": True,
+        "outlier_moves": True,
     }
-    assert found["raw_ohlc_expectations"].metadata["rows"].value == 6 * 96
+    assert found["expectation_suite"].metadata["rows"].value == 6 * 96
     assert [m.partition for m in result.get_asset_materialization_events()] == ["2025-03-04"] * 2
 
 
@@ -80,7 +80,7 @@ def test_a_bad_candle_written_behind_our_back_blocks_downstream(warehouse_url: s
         )
     result = run(warehouse_url, "2025-03-04")
     assert not result.success
-    check = evaluations(result)["raw_ohlc_expectations"]
+    check = evaluations(result)["expectation_suite"]
     assert not check.passed and check.severity.value == "ERROR"
     for broken in ["high", "volume", "grid_offset_s"]:
         assert broken in check.description
@@ -153,14 +153,14 @@ def test_gaps_and_outliers_are_reported_from_the_warehouse(warehouse_url: str):
     db = Warehouse(warehouse_url)
     try:  # the checks alone, on what is stored now
         start = datetime(2025, 3, 4, tzinfo=UTC)
-        selected = {"raw_ohlc_gaps", "raw_ohlc_outlier_moves"}
+        selected = {"gaps", "outlier_moves"}
         found = {r.check_name: r for r in check_window(db, "15m", 900, start, start + timedelta(1), selected)}
     finally:
         db.dispose()
     assert set(found) == selected
-    assert found["raw_ohlc_gaps"].description == "3 bars missing in 1 gap(s)"
-    assert re.search(r"ETH-USD +\| 2025-03-04T05:45:00\+00:00", found["raw_ohlc_gaps"].metadata["gaps"].value)
-    flagged = found["raw_ohlc_outlier_moves"]
+    assert found["gaps"].description == "3 bars missing in 1 gap(s)"
+    assert re.search(r"ETH-USD +\| 2025-03-04T05:45:00\+00:00", found["gaps"].metadata["gaps"].value)
+    flagged = found["outlier_moves"]
     assert flagged.metadata["flagged_count"].value == 2  # the jump up and the fall back
     assert re.search(r"SOL-USD +\| 2025-03-04T12:00:00\+00:00", flagged.metadata["flagged"].value)
 

@@ -6,7 +6,7 @@ from dagster import AssetCheckKey, AutomationCondition
 # CRYPTO_ASSETS_START and a deployment rarely loads them all, so "any partition missing" would
 # block the derived assets forever. An asset rebuilds after any upstream update (or when it is
 # missing itself), once nothing upstream or itself is still running, and only while every
-# blocking check of its upstream assets passes: candles that failed raw_ohlc_expectations in one
+# blocking check of its upstream assets passes: candles that failed expectation_suite in one
 # run hold the dbt models, features, labels and signals until a later run passes the check.
 _EAGER_DESPITE_MISSING = AutomationCondition.eager().without(~AutomationCondition.any_deps_missing())
 REBUILD_ON_UPSTREAM_UPDATE = (

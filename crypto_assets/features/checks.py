@@ -21,7 +21,7 @@ def build_features_checks() -> list[AssetChecksDefinition]:
         build_rule_check(
             AssetKey("features"),
             FEATURES_TABLE,
-            "features_valid",
+            "indicators_valid",
             FEATURE_RULES,
             "Indicator values stay in their ranges and none is missing once warm-up is over.",
             WAREHOUSE_POOL,

@@ -1,6 +1,6 @@
 """Asset checks of the stored candles, over the partitions a run wrote.
 
-`raw_ohlc_expectations` is a Great Expectations 1.x suite and blocking: candles that break
+`expectation_suite` is a Great Expectations 1.x suite and blocking: candles that break
 it (bad OHLC relations, negative volume, duplicate keys, off-grid timestamps, nulls or a
 changed schema) stop downstream assets in the same run. Validation normally quarantines such
 rows before they are stored; this guards the table against every other writer.
@@ -47,9 +47,9 @@ if TYPE_CHECKING:  # pandas, numpy and Great Expectations load when a check runs
 
     from crypto_assets.warehouse import Warehouse
 
-EXPECTATIONS_CHECK = "raw_ohlc_expectations"
-GAPS_CHECK = "raw_ohlc_gaps"
-OUTLIERS_CHECK = "raw_ohlc_outlier_moves"
+EXPECTATIONS_CHECK = "expectation_suite"
+GAPS_CHECK = "gaps"
+OUTLIERS_CHECK = "outlier_moves"
 MAX_LISTED = 20
 _STRINGS = ("exchange", "symbol", "timeframe")
 

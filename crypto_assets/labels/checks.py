@@ -27,7 +27,7 @@ def build_label_checks() -> list[AssetChecksDefinition]:
         build_rule_check(
             AssetKey(label_table(strategy)),
             label_table(strategy),
-            "labels_consistent",
+            "outcomes_consistent",
             LABEL_RULES,
             "Outcome, label, barriers, exit time and return of every row agree with each other.",
             WAREHOUSE_POOL,
