@@ -1,6 +1,6 @@
 """Start and stop the production topology's processes on loopback, and ask them how they are:
 helpers of the tests that run the compose services without Docker (test_production_topology,
-test_production_e2e, test_dev)."""
+test_production_e2e through e2e_topology, test_dev)."""
 
 from __future__ import annotations
 

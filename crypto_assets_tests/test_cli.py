@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from crypto_assets_tests.helpers import SCRIPT, assert_one_line_error, run, wait_for_http
+from crypto_assets_tests.helpers import SCRIPT, TRAINED_WINDOW, assert_one_line_error, run, wait_for_http
 
 
 @pytest.mark.slow
@@ -89,12 +89,6 @@ def test_mlflow_serves_the_configured_store_without_mlruns_in_the_working_folder
         assert stop([ui]) == [], "stops on SIGTERM"
     assert "made-before" in names, "the UI reads the configured store"
     assert sorted(p.name for p in folder.iterdir()) == ["mlflow-ui.log"], "no ./mlruns or ./mlartifacts"
-
-
-#: six symbols x 90 days of the synthetic market: enough closed labels for all three strategies;
-#: a fixed window, so the outcome does not depend on the day the test runs (the market is the
-#: same bar by bar whatever range asks for it): swing shows an edge, dca and channel do not
-TRAINED_WINDOW = ("2026-09-02", "2026-11-30")
 
 
 @pytest.mark.slow

@@ -154,3 +154,20 @@ def test_the_graph_matches_its_reviewed_snapshot(tmp_path: Path):
         SNAPSHOT.parent.mkdir(exist_ok=True)
         SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
     assert current == json.loads(SNAPSHOT.read_text())
+
+
+def test_runs_execute_their_steps_in_the_run_worker_one_pool_slot_at_a_time():
+    """Every step is in the warehouse pool, whose one slot runs them one at a time: a process per
+    step (Dagster's default executor) would buy no parallelism, only a start-up each."""
+    from dagster import in_process_executor
+
+    from crypto_assets.definitions import defs
+    from crypto_assets.names import WAREHOUSE_POOL
+
+    with instance_for_test():
+        jobs = defs.get_repository_def().get_all_jobs()
+    assert {job.name for job in jobs} >= {"refresh_raw_ohlc", "repair_raw_ohlc", "__ASSET_JOB"}
+    for job in jobs:
+        assert job.executor_def is in_process_executor, job.name
+        pools = {node.name: node.definition.pool for node in job.graph.nodes}
+        assert set(pools.values()) == {WAREHOUSE_POOL}, (job.name, pools)

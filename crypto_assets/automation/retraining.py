@@ -97,7 +97,10 @@ def build_label_growth_sensor(
         name="retrain_on_label_growth",
         asset_selection=list(model_by_labels.values()),
         default_status=DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=300,
+        # A tick reads a few materialization and run records, so every minute is cheap; on a fresh
+        # deployment the first training (never trained) starts a minute after labels and features
+        # exist, not up to five (models_automation's weekly cron would wait for Monday).
+        minimum_interval_seconds=60,
         description=(
             f"Retrains a strategy's model early when its closed labels have grown by {growth:.0%} "
             f"since its newest training; stops asking after {MAX_FAILED_TRAININGS} failed trainings "
