@@ -26,9 +26,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/crypto-assets demo
 
+# two test processes, one per core here; each test file stays in one process
 test: $(STAMP)
 	$(BIN)/ruff check crypto_assets crypto_assets_tests benchmarks
-	$(BIN)/pytest -ra $(PYTEST_ARGS)
+	$(BIN)/pytest -ra -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check crypto_assets crypto_assets_tests benchmarks
