@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from crypto_assets.warehouse import Warehouse
+from crypto_assets_tests.alert_receiver import Receiver, alert_receiver
 from crypto_assets_tests.pg import temporary_database
 
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
@@ -28,6 +29,24 @@ def no_stale_dagster_state_storage() -> Iterator[None]:
 
     with set_defs_state_storage(None):
         yield
+
+
+@pytest.fixture(autouse=True)
+def environment_restored() -> Iterator[None]:
+    """Each test leaves os.environ as it found it. MLflow's set_tracking_uri, for one, writes
+    MLFLOW_TRACKING_URI and MLFLOW_REGISTRY_URI (and the resource a server's credentials) into it:
+    a later test's subprocess must not inherit them."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP server on loopback that records the alerts it receives."""
+    with alert_receiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -56,12 +56,6 @@ def instance() -> Iterator[DagsterInstance]:
         yield instance
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with alert_receiver() as receiver:
-        yield receiver
-
-
 def load_prices(instance: DagsterInstance, first: str, last: str | None = None, bad: tuple = ()) -> None:
     """One run of `prices` over a day, or over a range of days (a single-run backfill)."""
     where = (

@@ -21,12 +21,6 @@ def instance() -> Iterator[DagsterInstance]:
         yield instance
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with alert_receiver() as receiver:
-        yield receiver
-
-
 def promote(instance: DagsterInstance, versions: range) -> None:
     """One "promoted" alert per version: the cheapest real change to alert on."""
     for version in versions:

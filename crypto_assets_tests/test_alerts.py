@@ -32,12 +32,6 @@ def instance() -> Iterator[DagsterInstance]:
         yield instance
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with alert_receiver() as receiver:
-        yield receiver
-
-
 def webhook(receiver: Receiver) -> AlertsResource:
     return AlertsResource(webhook_url=receiver.url, timeout_seconds=1.0)
 

@@ -32,16 +32,6 @@ MODELS = build_model_assets(Timeframe.parse("15m"))
 SIGNALS = build_signals_asset(Timeframe.parse("15m"))
 
 
-@pytest.fixture(autouse=True)
-def environment_restored() -> Iterator[None]:
-    """MLflow's set_tracking_uri writes MLFLOW_TRACKING_URI and MLFLOW_REGISTRY_URI into os.environ
-    (and the resource a server's credentials): later tests' subprocesses must not inherit them."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-
-
 @pytest.fixture(scope="module")
 def market_data() -> tuple[pd.DataFrame, pd.DataFrame]:
     return panel(symbols=3, n_bars=5000, seed=7)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -20,16 +18,6 @@ from crypto_assets.models.training import fit_final, walk_forward
 from crypto_assets.models.validation import walk_forward_folds
 from crypto_assets_tests.helpers import recorded_run
 from crypto_assets_tests.planted import BASE, STRONG, T0, WEAK, panel, planted_labels, training_set
-
-
-@pytest.fixture(autouse=True)
-def environment_restored() -> Iterator[None]:
-    """MLflow's set_tracking_uri writes MLFLOW_TRACKING_URI and MLFLOW_REGISTRY_URI into os.environ
-    (and the resource a server's credentials): later tests' subprocesses must not inherit them."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 @pytest.fixture

@@ -76,17 +76,14 @@ def fit_and_register(
     tags: dict[str, str],
 ) -> TrainingReport:
     """Train `strategy` on `training_set` (models.dataset.read_training_set), log the run to MLflow,
-    register the model and apply the champion gate. Too few labels: a skip, nothing registered."""
+    register the model and apply the champion gate. Too few labels: a skip, nothing registered.
+    Fits use `settings.threads` OpenMP threads."""
     with limited_threads(settings.threads):
-        return _fit_and_register(
-            training_set, strategy=strategy, base=base, strategy_params=strategy_params,
-            settings=settings, tracking=tracking, tags=tags,
-        )  # fmt: skip
+        return _train_log_and_gate(training_set, strategy, base, strategy_params, settings, tracking, tags)
 
 
-def _fit_and_register(
+def _train_log_and_gate(
     training_set: pd.DataFrame,
-    *,
     strategy: str,
     base: Timeframe,
     strategy_params: dict[str, Any],
