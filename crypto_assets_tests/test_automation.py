@@ -4,8 +4,10 @@ The schedule's run writes raw_ohlc and runs its checks; the automation sensors t
 what is downstream, but only while every blocking check upstream passes.
 """
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from dagster import (
     AssetCheckEvaluation,
     AssetCheckKey,
@@ -62,9 +64,11 @@ class Deployment:
         job = self.defs.resolve_job_def("refresh_raw_ohlc")
         return job.execute_in_process(partition_key=DAY, instance=self.instance, raise_on_error=False).success
 
-    def tick(self) -> set[str]:
-        """One evaluation of every automation condition: the assets it requests."""
-        result = evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.cursor)
+    def tick(self, at: datetime | None = None) -> set[str]:
+        """One evaluation of every automation condition (at `at`, default now): the assets it requests."""
+        result = evaluate_automation_conditions(
+            defs=self.defs, instance=self.instance, cursor=self.cursor, evaluation_time=at
+        )
         self.cursor = result.cursor
         self.checks = {
             r.key.to_user_string()
@@ -192,3 +196,54 @@ def test_signals_wait_for_a_first_champion_then_follow_every_new_bar(tmp_path: P
     graph = deployment.defs.resolve_asset_graph()
     for model in ("dca_model", "swing_model", "channel_model"):
         assert {key.name for key in graph.get(AssetKey(model)).check_keys} == MODEL_CHECKS
+
+
+# --- a failed check on features or labels holds the models and the signals -----------------------
+
+MONDAY = datetime(2025, 11, 24, tzinfo=UTC)  # RETRAIN_CRON fires at 02:00; a past week (see test_retraining)
+TRAINED = {"dca_model", "swing_model", "channel_model"}
+
+
+def bar(deployment: Deployment, failing: str | None = None) -> None:
+    """Runs of features and the label tables after a new bar, each with its blocking check (the one
+    of `failing` fails)."""
+    for name, check in [
+        ("features", "indicators_valid"),
+        *((t, "outcomes_consistent") for t in sorted(LABELS)),
+    ]:
+        recorded_run(deployment.instance, name, {check: name != failing}, AssetCheckSeverity.ERROR)
+
+
+@pytest.mark.parametrize(
+    ("failing", "held"),
+    [
+        ("features", TRAINED | {"strategy_signals"}),
+        # the signals read features and the champions, not the label tables: only dca_model waits
+        ("strategy_dca_labels", {"dca_model"}),
+    ],
+)
+def test_a_failed_check_on_features_or_labels_holds_the_weekly_retrain_and_signals_until_it_passes(
+    tmp_path: Path, failing: str, held: set[str]
+):
+    """Dagster's all_deps_blocking_checks_passed looks at direct deps: a failing features check holds
+    the models' weekly retrain and strategy_signals; a failing label check holds its model only."""
+    deployment = Deployment(tmp_path)
+    deployment.tick(MONDAY)
+    assert deployment.load()  # candles and their blocking checks
+    deployment.dbt_build_passes()
+    bar(deployment)
+    for model in TRAINED:
+        trained(deployment, model, champion=True)
+    assert "strategy_signals" in deployment.tick(MONDAY + timedelta(hours=1, minutes=5))
+    deployment.instance.report_runless_asset_event(AssetMaterialization("strategy_signals"))
+    deployment.tick(MONDAY + timedelta(hours=1, minutes=35))  # the signals run happened
+
+    # the weekly cron has passed (02:00); the next bars fail a check of `failing`
+    bar(deployment, failing)
+    followers = TRAINED | {"strategy_signals"}
+    assert deployment.tick(MONDAY + timedelta(hours=2, minutes=5)) & followers == followers - held
+    bar(deployment, failing)
+    assert not deployment.tick(MONDAY + timedelta(hours=3, minutes=5)) & held  # and stays held
+
+    bar(deployment)  # the next run passes the check
+    assert deployment.tick(MONDAY + timedelta(hours=4, minutes=5)) & held == held

@@ -171,3 +171,31 @@ def test_runs_execute_their_steps_in_the_run_worker_one_pool_slot_at_a_time():
         assert job.executor_def is in_process_executor, job.name
         pools = {node.name: node.definition.pool for node in job.graph.nodes}
         assert set(pools.values()) == {WAREHOUSE_POOL}, (job.name, pools)
+
+
+@pytest.mark.parametrize("timeframe", ["15m", "1h"])
+def test_every_asset_has_a_freshness_policy_that_fits_its_cadence(tmp_path: Path, timeframe: str):
+    """The models retrain weekly: fresh within a week, stale within a day after a missed retrain.
+    Everything else follows each base bar: late after two bars, stale within five."""
+    from datetime import timedelta
+
+    from crypto_assets.code_location import build_defs
+    from crypto_assets.models.assets import models_by_labels
+    from crypto_assets.settings import load_settings
+
+    settings = load_settings({"CRYPTO_ASSETS_HOME": str(tmp_path), "CRYPTO_ASSETS_TIMEFRAME": timeframe})
+    with instance_for_test():
+        graph = build_defs(settings).resolve_asset_graph()
+    bar, week = settings.timeframe.delta, timedelta(days=7)
+    models = set(models_by_labels().values())
+    windows = {}
+    for node in graph.asset_nodes:
+        policy = node.freshness_policy
+        assert policy is not None, f"{node.key.to_user_string()} has no freshness policy"
+        windows[node.key] = (policy.warn_window.to_timedelta(), policy.fail_window.to_timedelta())
+    assert models <= set(windows) and len(windows) > len(models) + 5  # dbt models, features, ...
+    for key, (warn, fail) in windows.items():
+        if key in models:
+            assert week < warn < fail <= week + timedelta(days=1), key
+        else:
+            assert 2 * bar <= warn < fail <= 5 * bar, key

@@ -7,19 +7,27 @@ A training that fails writes no materialization, so its labels still look grown 
 label write (every bar): the growth sensor backs off after MAX_FAILED_TRAININGS failed runs of a
 model since its newest training and in the current week (from Monday 00:00 UTC), and asks again
 once a training succeeds or the week turns; the weekly cron retrain is not held back.
+
+Neither retrains on data that failed its checks: the weekly condition waits for the blocking
+checks of a model's upstream assets (its labels and `features`) to pass, and so does the growth
+sensor, judging each check as Dagster's `check_passed()` does: its newest execution passed, on
+its asset's newest materialization.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from dagster import (
+    AssetCheckKey,
     AssetKey,
     AssetRecordsFilter,
     AssetsDefinition,
     AutomationCondition,
     AutomationConditionSensorDefinition,
+    DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
@@ -28,6 +36,11 @@ from dagster import (
     SkipReason,
     sensor,
 )
+from dagster._time import get_current_datetime  # the clock freeze_time sets in tests
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecord
 
 #: Mondays 02:00 UTC, a quiet hour for exchanges and for the warehouse
 RETRAIN_CRON = "0 2 * * 1"
@@ -83,15 +96,11 @@ def _newest(instance, key: AssetKey):
     return records[0] if records else None
 
 
-def build_label_growth_sensor(
-    model_by_labels: Mapping[AssetKey, AssetKey],
-    *,
-    growth: float,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> object:
+def build_label_growth_sensor(model_by_labels: Mapping[AssetKey, AssetKey], *, growth: float) -> object:
     """A sensor that retrains a model when its labels have grown by `growth` (0.25 = 25 %) since its
-    newest training. One request per label materialization; none while the model is training,
-    nor after MAX_FAILED_TRAININGS failed trainings this week since its newest training."""
+    newest training. One request per label materialization; none while the model is training, nor
+    while a blocking check upstream of it has not passed, nor after MAX_FAILED_TRAININGS failed
+    trainings this week since its newest training."""
 
     @sensor(
         name="retrain_on_label_growth",
@@ -103,8 +112,9 @@ def build_label_growth_sensor(
         minimum_interval_seconds=60,
         description=(
             f"Retrains a strategy's model early when its closed labels have grown by {growth:.0%} "
-            f"since its newest training; stops asking after {MAX_FAILED_TRAININGS} failed trainings "
-            "until one succeeds or the week turns."
+            "since its newest training, once the blocking checks of its labels and features pass; "
+            f"stops asking after {MAX_FAILED_TRAININGS} failed trainings until one succeeds or the "
+            "week turns."
         ),
     )
     def retrain_on_label_growth(context: SensorEvaluationContext) -> Iterator[RunRequest | SkipReason]:
@@ -112,11 +122,18 @@ def build_label_growth_sensor(
         if _newest(context.instance, FEATURES) is None:
             yield SkipReason("features are not materialized yet: a model trains on labels and features")
             return
+        if context.repository_def is None:  # the daemon passes it; a test passes `definitions=`
+            raise ValueError("retrain_on_label_growth reads its code location's asset graph")
+        graph = context.repository_def.asset_graph
         for labels, model in model_by_labels.items():
             reason, labels_id = label_growth(context.instance, labels, model, growth)
             if reason is None or _training(context.instance, model):
                 continue
-            since = _failures_count_since(context.instance, model, clock())
+            unchecked = failing_blocking_check(context.instance, graph, model)
+            if unchecked:
+                held.append(f"{model.to_user_string()}: {unchecked}; asked again once it passes")
+                continue
+            since = _failures_count_since(context.instance, model, get_current_datetime())
             failed = failed_trainings(context.instance, model, since)
             if failed >= MAX_FAILED_TRAININGS:
                 held.append(
@@ -137,6 +154,47 @@ def build_label_growth_sensor(
             )
 
     return retrain_on_label_growth
+
+
+def failing_blocking_check(instance: DagsterInstance, graph: BaseAssetGraph, model: AssetKey) -> str | None:
+    """The first blocking check of `model`'s upstream assets that has not passed, and why (None:
+    all passed). `graph` is the code location's resolved asset graph."""
+    keys = sorted(
+        key
+        for parent in graph.get(model).parent_keys
+        for key in graph.get(parent).check_keys
+        if graph.get(key).blocking
+    )
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys) if keys else {}
+    for key in keys:
+        why = _not_passed(instance, key, latest.get(key))
+        if why:
+            return f"blocking check {key.to_user_string()} {why}"
+    return None
+
+
+def _not_passed(
+    instance: DagsterInstance, key: AssetCheckKey, record: AssetCheckExecutionRecord | None
+) -> str | None:
+    """Why the newest execution `record` of `key` does not count as passed, or None. A pass counts
+    only for the materialization it checked: a newer one is unchecked until its own check runs."""
+    if record is None:
+        return "has not run yet"
+    status = record.status.value  # PLANNED until its result is recorded, then SUCCEEDED or FAILED
+    if status == "FAILED":
+        return "failed"
+    if status == "PLANNED":
+        run = instance.get_run_by_id(record.run_id)
+        return "is still running" if run is not None and not run.is_finished else "did not complete"
+    newest = _newest(instance, key.asset_key)
+    if newest is None or newest.run_id == record.run_id:
+        return None
+    target = getattr(record.evaluation, "target_materialization_data", None)
+    # without a target (a result reported from outside a run): checked if it came later, by the
+    # event's own time (the record's create_timestamp is whole seconds on SQLite)
+    when = record.event.timestamp if record.event else record.create_timestamp
+    checked = target.storage_id == newest.storage_id if target else when > newest.timestamp
+    return None if checked else f"has not run on the newest {key.asset_key.to_user_string()} yet"
 
 
 def failed_trainings(instance, model: AssetKey, since: datetime) -> int:

@@ -24,6 +24,17 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date: use YYYY-MM-DD") from None
 
 
+def _minutes(text: str) -> int:
+    """A positive whole number of minutes (0 would be no age at all; a negative one, a future)."""
+    try:
+        minutes = int(text)
+    except ValueError:
+        minutes = 0
+    if minutes <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number of minutes")
+    return minutes
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, like every other user mistake
         print(f"crypto-assets: error: {message} (see crypto-assets --help)", file=sys.stderr)
@@ -52,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the one health check: assets, checks, failed runs, models, symbols; exit 1 if unhealthy",
     )
     status.add_argument(
-        "--max-age", type=int, help="minutes a symbol's newest bar may be old (default 4 bars + 5 min)"
+        "--max-age", type=_minutes, help="minutes a symbol's newest bar may be old (default 4 bars + 5 min)"
     )
     status.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
 
@@ -106,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             from crypto_assets.cli.status import run_status
 
-            max_age = timedelta(minutes=args.max_age) if args.max_age else None
+            max_age = timedelta(minutes=args.max_age) if args.max_age is not None else None
             return run_status(max_age=max_age, now=datetime.now(UTC), as_json=args.json)
         if args.command == "gaps":
             from crypto_assets.cli.gaps import run_gaps

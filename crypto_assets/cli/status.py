@@ -119,7 +119,7 @@ def run_status(*, max_age: timedelta | None, now: datetime, as_json: bool) -> in
                 symbols=settings.symbols,
                 timeframe=settings.timeframe,
                 now=now,
-                max_age=max_age or raw_ohlc_stale_after(settings.timeframe),
+                max_age=raw_ohlc_stale_after(settings.timeframe) if max_age is None else max_age,
             )
             unfillable = _unfillable_gaps(warehouse)
         except WarehouseBusy as error:  # a run is writing the DuckDB file: Dagster's view still holds
