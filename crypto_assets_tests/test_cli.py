@@ -92,12 +92,15 @@ def test_mlflow_serves_the_configured_store_without_mlruns_in_the_working_folder
 
 
 @pytest.mark.slow
-def test_backfill_downstream_trains_the_models_and_the_summary_names_the_champion(
+def test_backfill_downstream_trains_the_models_scores_signals_and_the_summary_names_the_champion(
     home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ):
+    import pandas as pd
+
     from crypto_assets.cli.commands import _print_strategy_models
     from crypto_assets.resources import mlflow_resource
     from crypto_assets.settings import load_settings
+    from crypto_assets.warehouse import Warehouse
 
     monkeypatch.setenv("CRYPTO_ASSETS_START", TRAINED_WINDOW[0])
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -109,6 +112,22 @@ def test_backfill_downstream_trains_the_models_and_the_summary_names_the_champio
     assert models["swing_model"]["oos_auc"] > 0.55
     for model in ("dca_model", "channel_model"):
         assert models[model]["champion_version"] is None and "no edge" in models[model]["last_training"]
+
+    # ... and all the way to signals: the champion's strategy scored on the newest bar of every symbol
+    settings = load_settings()
+    with Warehouse(settings.warehouse_url) as warehouse:
+        signals = warehouse.query(
+            "SELECT strategy, symbol, timeframe, ts, model_version FROM strategy_signals"
+        )
+        newest = warehouse.query(
+            "SELECT symbol, max(ts) AS ts FROM raw_ohlc WHERE timeframe = :base GROUP BY symbol",
+            {"base": settings.timeframe.name},
+        )
+    assert set(signals["strategy"]) == {"swing"}, "only a strategy with a champion is scored"
+    assert sorted(signals["symbol"]) == sorted(settings.symbols), "one row per symbol"
+    assert set(signals["model_version"]) == {1} and set(signals["timeframe"]) == {settings.timeframe.name}
+    scored = dict(zip(signals["symbol"], pd.to_datetime(signals["ts"], utc=True), strict=True))
+    assert scored == dict(zip(newest["symbol"], pd.to_datetime(newest["ts"], utc=True), strict=True))
 
     # what the demo prints per strategy, from this instance and store
     _print_strategy_models(mlflow_resource(load_settings()).process_config_and_initialize())
@@ -156,6 +175,9 @@ def test_backfill_narrowed_to_one_symbol(home: Path):
         (["status"], {"CRYPTO_ASSETS_TIMEFRAME": "7x"}, ["CRYPTO_ASSETS_TIMEFRAME"]),
         (["status"], {"CRYPTO_ASSETS_SYMBOLS": "BTC_USD"}, ["BASE-QUOTE"]),
         (["backfill"], {}, ["--start"]),
+        (["status", "--max-age", "0"], {}, ["--max-age", "'0' is not a positive whole number of minutes"]),
+        (["status", "--max-age", "-5"], {}, ["--max-age", "'-5' is not a positive"]),
+        (["status", "--max-age", "1.5"], {}, ["--max-age", "'1.5' is not a positive"]),
     ],
 )
 def test_user_mistakes_are_one_line_and_exit_2(home: Path, args, env, needles):

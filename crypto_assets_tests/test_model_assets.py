@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, evaluate_automation_conditions, materialize
@@ -17,6 +19,7 @@ from crypto_assets.ingestion.checks import build_raw_ohlc_checks
 from crypto_assets.labels.store import ensure_label_table, rewrite_labels
 from crypto_assets.market import Timeframe
 from crypto_assets.models.assets import build_model_assets
+from crypto_assets.models.dataset import feature_columns
 from crypto_assets.models.signals import SIGNAL_COLUMNS, build_signals_asset
 from crypto_assets.models.tracking import CHAMPION, MlflowResource
 from crypto_assets.resources import CandleSourceResource, MarketResource, WarehouseResource
@@ -24,7 +27,7 @@ from crypto_assets.warehouse import Warehouse
 from crypto_assets.warehouse.candles import upsert_candles
 from crypto_assets.warehouse.schema import KEY_COLUMNS, VALUE_COLUMNS, ensure_ingestion_tables
 from crypto_assets_tests.helpers import RAW_OHLC, recorded_run, wait_for_http
-from crypto_assets_tests.planted import WEAK, panel, planted_labels
+from crypto_assets_tests.planted import BASE, WEAK, panel, planted_labels, random_bars, training_set
 
 pytestmark = pytest.mark.slow
 SYMBOLS = "S0-USD,S1-USD,S2-USD"
@@ -101,6 +104,10 @@ def test_a_strategy_with_too_few_labels_is_skipped_and_the_others_train(
     checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
     assert checks[("dca_model", "oos_auc_above_floor")].passed
     assert checks[("dca_model", "beats_base_rate_log_loss")].passed
+    balance = checks[("dca_model", "class_balance")]  # planted outcomes: about half take profits
+    assert balance.passed and balance.severity == AssetCheckSeverity.WARN
+    assert balance.description.startswith("take-profit rate ") and "(bounds 2%..98%)" in balance.description
+    assert not checks[("swing_model", "class_balance")].passed, "a skipped training has no rate to check"
     skipped = checks[("swing_model", "no_empty_fold")]  # not trained: says why, as a warning
     assert not skipped.passed and skipped.severity == AssetCheckSeverity.WARN
     assert "minimum 1000" in skipped.description
@@ -215,6 +222,136 @@ def test_signals_automation_waits_for_a_models_first_champion(
         assert "strategy_signals" not in tick()
         recorded_run(instance, "features", {"indicators_valid": True}, AssetCheckSeverity.ERROR)
         assert "strategy_signals" in tick(), "a new bar is scored"
+
+
+# --- the entry rule of the signals is the labeller's --------------------------------------------------
+
+#: windows longer than the 400 bars the signals once read whatever the champion's parameters were
+RULE_PARAMS = {
+    "dca": {"lookback_bars": 500},
+    "swing": {"lookback_bars": 450, "volume_lookback_bars": 600},
+    "channel": {"lookback_bars": 450, "adx_period": 20},  # ADX warm-up: 600 bars
+}
+PRICES = ("high", "low", "close", "volume")  # what an entry rule reads, in its order
+
+
+def newest_bar_fires(strategy: str, params, bars: pd.DataFrame) -> bool:
+    """The labeller's rule (labels.strategies) on `bars`: does it enter on the last one?"""
+    from crypto_assets.labels.strategies import STRATEGIES
+
+    arrays = [np.ascontiguousarray(bars[c].to_numpy(dtype="float64")) for c in PRICES]
+    entries = STRATEGIES[strategy](*arrays, params).entries
+    return len(entries) > 0 and entries[-1] == len(bars) - 1
+
+
+def test_the_rule_on_its_last_rule_bars_decides_as_on_the_whole_history():
+    """signals evaluate the entry rule on the last rule_bars(params) bars: every bar is decided as
+    the labeller decides it on the whole history (ADX to about 1e-10 after its warm-up), and the
+    check can fail: with fewer bars the long windows are not full, or ADX not settled."""
+    import talib
+
+    from crypto_assets.labels.strategies import STRATEGIES
+    from crypto_assets.models.signals import rule_bars, rule_params
+
+    walk = random_bars(["W"], 2400, seed=3)
+    arrays = {c: walk[c].to_numpy(dtype="float64") for c in PRICES}
+    for strategy, recorded in RULE_PARAMS.items():
+        params = rule_params(strategy, recorded)
+        needed = rule_bars(params)
+        assert needed > 400
+        entries = set(STRATEGIES[strategy](*arrays.values(), params).entries)
+        ends = range(needed + 200, len(walk), 3)
+        expected = [end in entries for end in ends]
+        assert any(expected) and not all(expected), strategy
+        fires = [newest_bar_fires(strategy, params, walk.iloc[end - needed + 1 : end + 1]) for end in ends]
+        assert fires == expected, strategy
+        short = [newest_bar_fires(strategy, params, walk.iloc[end - 399 : end + 1]) for end in ends]
+        assert short != expected, f"{strategy}: 400 bars are too few for these parameters"
+    hlc = [arrays[c] for c in PRICES[:3]]
+    for period in (14, 50):
+        needed = rule_bars(rule_params("channel", {"adx_period": period}))
+        full = talib.ADX(*hlc, period)[-300:]
+        for bars, settled in ((needed, True), (5 * period, False)):
+            ends = range(len(walk) - 300, len(walk))
+            window = np.array(
+                [talib.ADX(*(a[end - bars + 1 : end + 1] for a in hlc), period)[-1] for end in ends]
+            )
+            error = float(np.max(np.abs(window - full)))
+            assert error < 1e-8 if settled else error > 1e-3, (period, bars, error)
+
+
+def register_champion(tracking: MlflowResource, strategy: str, model, x: pd.DataFrame, **version_tags) -> int:
+    """A registered version of `model` holding the alias champion, with the version tags the signals
+    read (fit_and_register's: the label parameters and the threshold)."""
+    from crypto_assets.models.tracking import log_training, set_alias
+
+    plots = Path(tempfile.mkdtemp(prefix="plots_"))
+    _, _, version = log_training(
+        tracking, strategy=strategy, run_name="test", tags={}, params={}, metrics={}, fold_metrics=[],
+        plots=plots, model=model, input_example=x.head(5), version_tags=version_tags,
+    )  # fmt: skip
+    set_alias(tracking, strategy, CHAMPION, version)
+    return version
+
+
+def test_entry_signal_is_true_exactly_where_the_labeller_enters(
+    warehouse_url: str, warehouse: Warehouse, tmp_path: Path
+):
+    """Each symbol's newest bar is a bar of one random walk (with a 150-bar gap) on which, for each
+    strategy, the labeller on the whole walk does or does not take an entry; strategy_signals must
+    say the same in entry_signal, with the parameters each champion's labels were made with (windows
+    longer than 400 bars, ADX with its warm-up), and take_trade where the probability is above the
+    threshold too. The gap puts fewer bars than the rule needs in the time some symbols' windows
+    span: those read their last bars instead."""
+    import json
+
+    from crypto_assets.features.indicators import compute_features
+    from crypto_assets.labels.strategies import label_bars
+    from crypto_assets.models.fit_and_register import STRATEGY_PARAMS_TAG, THRESHOLD_TAG
+    from crypto_assets.models.signals import rule_params
+    from crypto_assets.models.training import ModelParams, fit_final
+
+    walk = random_bars(["W"], 2600, seed=3).drop(index=range(1100, 1250)).reset_index(drop=True)
+    entries = {
+        strategy: set(label_bars(strategy, walk, rule_params(strategy, recorded), BASE.seconds)["entry_ts"])
+        for strategy, recorded in RULE_PARAMS.items()
+    }
+    candidates = list(walk["ts"].iloc[1250:2250])  # after the gap; every entry there is closed
+    cuts: list[pd.Timestamp] = []
+    for strategy in RULE_PARAMS:  # for each strategy a newest bar it enters on and one it does not
+        cuts.append(next(ts for ts in candidates if ts in entries[strategy] and ts not in cuts))
+        cuts.append(next(ts for ts in candidates if ts not in entries[strategy] and ts not in cuts))
+    bars = pd.concat(
+        [walk[walk["ts"] <= cut].assign(symbol=f"S{i}-USD") for i, cut in enumerate(cuts)], ignore_index=True
+    )
+    with np.errstate(all="ignore"):
+        features = compute_features(bars)
+    write_market(warehouse, bars, features)
+
+    frame = training_set(features, planted_labels(features, strategy="dca", seed=1))
+    x = frame[feature_columns(BASE)].astype("float32")
+    model = fit_final(x, frame["label"].to_numpy(), ModelParams(max_iter=5))
+    thresholds = {"dca": 0.0, "swing": 1.0, "channel": 0.0}  # swing never trades: p < 1
+    mlflow = tracking(tmp_path)
+    for strategy, recorded in RULE_PARAMS.items():
+        register_champion(
+            mlflow, strategy, model, x,
+            **{STRATEGY_PARAMS_TAG: json.dumps(recorded), THRESHOLD_TAG: repr(thresholds[strategy])},
+        )  # fmt: skip
+    with DagsterInstance.ephemeral() as instance:
+        assert run(warehouse_url, tmp_path, instance, [SIGNALS]).success
+    rows = warehouse.query(f"SELECT {', '.join(SIGNAL_COLUMNS)} FROM strategy_signals")
+    rows["ts"] = pd.to_datetime(rows["ts"], utc=True)
+    assert len(rows) == 3 * len(cuts)
+    for strategy in RULE_PARAMS:
+        scored = rows[rows["strategy"] == strategy].sort_values("symbol")
+        assert list(scored["ts"]) == [cuts[int(s[1:].split("-")[0])] for s in scored["symbol"]]
+        expected = [ts in entries[strategy] for ts in scored["ts"]]
+        assert any(expected) and not all(expected), strategy
+        assert [bool(v) for v in scored["entry_signal"]] == expected, strategy
+        trades = scored["entry_signal"].astype(bool) & (scored["probability"] > scored["threshold"])
+        assert [bool(v) for v in scored["take_trade"]] == list(trades), strategy
+        assert scored["take_trade"].astype(bool).any() == (strategy != "swing"), strategy
 
 
 # --- secrets ---------------------------------------------------------------------------------------

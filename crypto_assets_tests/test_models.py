@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -221,6 +222,51 @@ def test_coarse_features_are_joined_as_of_the_entry_bars_close(warehouse):
 # --- scores ----------------------------------------------------------------------------------------
 
 
+def test_scores_of_a_tiny_example_are_the_hand_computed_ones():
+    """evaluation.scores on four entries, every value worked out by hand: outcomes 1 0 1 0,
+    probabilities .8 .7 .6 .2, naive forecasts .4 .4 .6 .6, the first three taken."""
+    import math
+
+    from crypto_assets.models.evaluation import scores
+
+    y = np.array([1, 0, 1, 0])
+    p = np.array([0.8, 0.7, 0.6, 0.2])
+    returns = np.array([0.04, -0.02, 0.01, -0.03])
+    got = scores(y, p, returns, taken=p > 0.5, naive=np.array([0.4, 0.4, 0.6, 0.6]))
+    brier = (0.2**2 + 0.7**2 + 0.4**2 + 0.2**2) / 4  # 0.1825
+    brier_naive = (0.6**2 + 0.4**2 + 0.4**2 + 0.6**2) / 4  # 0.26
+    expected = {
+        "rows": 4.0,
+        "base_rate": 0.5,
+        # positive vs negative pairs ranked right: (.8,.7) (.8,.2) (.6,.2), not (.6,.7): 3 of 4
+        "roc_auc": 0.75,
+        "log_loss": -(math.log(0.8) + math.log(0.3) + math.log(0.6) + math.log(0.8)) / 4,
+        "log_loss_naive": -(math.log(0.4) + math.log(0.6) + math.log(0.6) + math.log(0.4)) / 4,
+        "brier": brier,
+        "brier_skill": 1 - brier / brier_naive,  # 0.2981
+        "trades": 3.0,
+        "precision": 2 / 3,
+        "win_rate_taken": 2 / 3,
+        "win_rate_all": 0.5,
+        "mean_return_taken": (0.04 - 0.02 + 0.01) / 3,
+        "mean_return_all": (0.04 - 0.02 + 0.01 - 0.03) / 4,
+    }
+    assert got == pytest.approx(expected, abs=1e-12)
+    assert got["brier_skill"] == pytest.approx(0.298077, abs=1e-6)
+
+    # certain and wrong: log loss is finite (probabilities clipped to 1e-6); nothing taken: no win
+    # rate or return of the taken trades; one outcome only: no AUC
+    half = np.array([0.5, 0.5])
+    edge = scores(np.array([0, 1]), np.array([1.0, 0.0]), np.array([-0.02, 0.03]), taken=half > 1, naive=half)
+    assert edge["log_loss"] == pytest.approx(-math.log(1e-6))
+    assert (
+        edge["trades"] == 0 and math.isnan(edge["win_rate_taken"]) and math.isnan(edge["mean_return_taken"])
+    )
+    taken = np.array([True, False])
+    same = scores(np.array([1, 1]), np.array([0.6, 0.7]), np.array([0.03, 0.03]), taken=taken, naive=half)
+    assert math.isnan(same["roc_auc"]) and same["win_rate_taken"] == 1.0 and same["mean_return_taken"] == 0.03
+
+
 def test_permuted_labels_give_an_out_of_sample_auc_of_one_half(planted: pd.DataFrame):
     """Leakage canary: with outcomes shuffled across entries (each keeps its realized return) no
     feature can predict them, so out-of-sample AUC must be 0.5 +/- 0.05. It catches a feature that
@@ -353,8 +399,8 @@ def test_permutation_importance_matches_scikit_learns(planted: pd.DataFrame):
 def test_training_twice_gives_the_same_metrics_and_keeps_the_champion(
     tracking: MlflowResource, planted: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    secret = "https://hooks.slack.test/services/T000/B000/very-secret"
-    monkeypatch.setenv("SLACK_WEBHOOK_URL", secret)
+    """(No secret reaching MLflow, from the environment, URLs, label parameters or run tags, is
+    test_model_assets.py's test_no_secret_reaches_mlflow_the_logs_or_the_artifacts, on a server.)"""
     monkeypatch.chdir(tmp_path)
     first = train(tracking, planted)
     second = train(tracking, planted)
@@ -375,13 +421,29 @@ def test_training_twice_gives_the_same_metrics_and_keeps_the_champion(
     assert {"oos_roc_auc", "oos_log_loss", "oos_brier", "oos_base_rate", "oos_win_rate_taken"} <= set(
         run.data.metrics
     )
+    # every fold's scores as steps 0..3 of fold_* metrics, the values of the report's folds table
+    for metric in ("roc_auc", "log_loss", "brier_skill", "trades"):
+        history = sorted(client.get_metric_history(run.info.run_id, f"fold_{metric}"), key=lambda m: m.step)
+        assert [m.step for m in history] == [0, 1, 2, 3], metric
+        assert [m.value for m in history] == pytest.approx(first.folds[metric].tolist()), metric
     logged = {item.path for item in client.list_artifacts(run.info.run_id, "plots")}
     assert logged == {
         f"plots/{n}"
         for n in ("feature_importance.png", "calibration_curve.png", "roc_curve.png", "cumulative_return.png")
     }
-    everything = " ".join([*run.data.params.values(), *run.data.tags.values()])
-    assert secret not in everything and "hooks.slack" not in everything
+    # the registered model's MLmodel: a signature (features in, probability out) and an input example
+    from mlflow.artifacts import download_artifacts
+    from mlflow.models import get_model_info
+
+    info = get_model_info(f"models:/{name}/1")
+    assert info.signature is not None
+    assert info.signature.inputs.input_names() == feature_columns(BASE)
+    [output] = info.signature.outputs.inputs  # P(take profit) of each row
+    assert str(output.type) == "float64" and output.shape == (-1,)
+    assert info.saved_input_example_info is not None
+    folder = Path(download_artifacts(f"models:/{name}/1"))
+    example = json.loads((folder / info.saved_input_example_info["artifact_path"]).read_text())
+    assert example["columns"] == feature_columns(BASE) and len(example["data"]) == 5
     assert not (tmp_path / "mlruns").exists(), "artifacts go under the configured root, not ./mlruns"
     assert any((tmp_path / "artifacts").rglob("roc_curve.png"))
 
@@ -425,6 +487,80 @@ def test_too_few_labels_is_a_skip_and_registers_nothing(tracking: MlflowResource
     assert report.promotion == "skipped" and report.version is None
     assert "300 closed labels" in report.reason and "minimum 500" in report.reason
     assert tracking.client().search_registered_models() == []
+
+
+def test_min_labels_below_what_the_folds_need_is_a_clear_skip(
+    tracking: MlflowResource, planted: pd.DataFrame
+):
+    """min_labels 1 lets seven labels through, too few for four test folds: a skip saying so."""
+    report = train(tracking, planted.head(7), min_labels=1)
+    assert (report.promotion, report.version, report.folds) == ("skipped", None, None)
+    assert report.reason == (
+        "not trained: 7 closed labels with features cannot make 4 walk-forward test folds of 50% of "
+        "them (min_labels 1 is too low)"
+    )
+    assert tracking.client().search_registered_models() == []
+
+
+def test_class_balance_fails_outside_its_bounds():
+    """The class_balance check on an out-of-sample take-profit rate of 1 %: fails at the default
+    bounds (2 %..98 %), passes when they are widened."""
+    from crypto_assets.models.assets import BALANCE_CHECK, CheckSettings, _checks
+    from crypto_assets.models.fit_and_register import TrainingReport
+
+    report = TrainingReport(
+        "dca", labels=2000, usable=2000, promotion="refused",
+        folds=pd.DataFrame({"fold": [0, 1], "rows": [500, 500], "base_rate": [0.01, 0.01]}),
+        overall={"roc_auc": 0.6, "base_rate": 0.01, "log_loss": 0.05, "log_loss_naive": 0.06},
+    )  # fmt: skip
+    [strict] = [r for r in _checks(report, CheckSettings()) if r.check_name == BALANCE_CHECK]
+    assert not strict.passed and strict.description == "take-profit rate 1.00% out of sample (bounds 2%..98%)"
+    [wide] = [
+        r for r in _checks(report, CheckSettings(min_positive_rate=0.005)) if r.check_name == BALANCE_CHECK
+    ]
+    assert wide.passed
+
+
+def test_the_run_config_is_generated_from_the_training_settings():
+    """ModelConfig has one field per field of TrainingSettings (ModelParams' flattened into it) and
+    CheckSettings, with their defaults and docs; a value set for each comes back in settings()."""
+    from dataclasses import fields
+
+    from crypto_assets.models.assets import CheckSettings, ModelConfig
+    from crypto_assets.models.training import ModelParams
+
+    training = [f for f in fields(TrainingSettings) if f.name != "model"]
+    sources = [*training, *fields(ModelParams), *fields(CheckSettings)]
+    config = ModelConfig.model_fields
+    assert list(config) == [
+        "n_folds", "test_fraction", "min_labels", "promotion_margin", "min_comparison_rows", "threshold",
+        "features", "max_iter", "learning_rate", "max_leaf_nodes", "min_samples_leaf", "l2_regularization",
+        "threads", "auc_floor", "min_positive_rate",
+    ]  # fmt: skip
+    assert set(config) == {f.name for f in sources}
+    for f in sources:
+        assert (config[f.name].default, config[f.name].description) == (f.default, f.metadata["doc"]), f.name
+        assert f.metadata["doc"], f.name
+    values = {
+        "n_folds": 3, "test_fraction": 0.4, "min_labels": 10, "promotion_margin": 0.01,
+        "min_comparison_rows": 5, "threshold": 0.3, "features": ["rsi_14", "ret_4"], "max_iter": 7,
+        "learning_rate": 0.1, "max_leaf_nodes": 8, "min_samples_leaf": 9, "l2_regularization": 0.5,
+        "threads": 2, "auc_floor": 0.6, "min_positive_rate": 0.1,
+    }  # fmt: skip
+    assert set(values) == set(config) and all(values[k] != config[k].default for k in values)
+    chosen = ModelConfig(**values)
+    assert chosen.settings() == TrainingSettings(
+        n_folds=3, test_fraction=0.4, min_labels=10, promotion_margin=0.01, min_comparison_rows=5,
+        threshold=0.3, features=("rsi_14", "ret_4"), threads=2,
+        model=ModelParams(
+            max_iter=7, learning_rate=0.1, max_leaf_nodes=8, min_samples_leaf=9, l2_regularization=0.5
+        ),
+    )  # fmt: skip
+    assert chosen.checks() == CheckSettings(auc_floor=0.6, min_positive_rate=0.1)
+    assert (
+        ModelConfig().settings() == TrainingSettings()
+        and ModelConfig(features=[]).settings().features is None
+    )
 
 
 def test_mlflow_tracking_uri_is_described_without_its_password():

@@ -6,7 +6,8 @@ run with its plots, a new registered version, and the champion gate's decision i
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from typing import Any, get_args, get_origin, get_type_hints
 
 from dagster import (
     AssetCheckKey,
@@ -21,7 +22,7 @@ from dagster import (
     MetadataValue,
     asset,
 )
-from pydantic import Field
+from pydantic import Field, create_model
 
 from crypto_assets.automation.retraining import RETRAIN_WEEKLY
 from crypto_assets.labels.assets import RULES
@@ -29,7 +30,7 @@ from crypto_assets.labels.store import label_table
 from crypto_assets.market import Timeframe
 from crypto_assets.models.fit_and_register import TrainingReport, TrainingSettings
 from crypto_assets.models.tracking import MlflowResource
-from crypto_assets.models.training import THREADS, ModelParams
+from crypto_assets.models.training import setting
 from crypto_assets.names import MODELS_GROUP, WAREHOUSE_POOL
 from crypto_assets.prerequisites import require_tables
 from crypto_assets.resources import WarehouseResource
@@ -51,50 +52,74 @@ def champion_check_keys() -> list[AssetCheckKey]:
     return [AssetCheckKey(model_key(strategy), CHAMPION_CHECK) for strategy in RULES]
 
 
-class ModelConfig(Config):
-    n_folds: int = Field(TrainingSettings.n_folds, description="Walk-forward test folds.")
-    test_fraction: float = Field(
-        TrainingSettings.test_fraction, description="Share of the labels (the newest) the test folds cover."
-    )
-    min_labels: int = Field(
-        TrainingSettings.min_labels, description="Fewer closed labels than this: skip, register nothing."
-    )
-    promotion_margin: float = Field(
-        TrainingSettings.promotion_margin,
-        description="Log loss by which a new version must beat the champion on the same labels.",
-    )
-    min_comparison_rows: int = Field(
-        TrainingSettings.min_comparison_rows,
-        description="Labels newer than the champion's training data needed to compare the two.",
-    )
-    threshold: float | None = Field(
-        None, description="Probability above which an entry is taken; default: the training base rate."
-    )
-    features: list[str] | None = Field(None, description="Feature columns to use; default: all.")
-    max_iter: int = Field(ModelParams.max_iter, description="Boosting iterations.")
-    learning_rate: float = Field(ModelParams.learning_rate)
-    max_leaf_nodes: int = Field(ModelParams.max_leaf_nodes)
-    min_samples_leaf: int = Field(ModelParams.min_samples_leaf)
-    l2_regularization: float = Field(ModelParams.l2_regularization)
-    threads: int = Field(
-        THREADS,
-        description="OpenMP threads for fitting: 1 on a shared 2-core machine (two threads waiting for "
-        "each other there made fits several times slower); more on dedicated cores. Same model.",
-    )
-    auc_floor: float = Field(0.52, description="The out-of-sample AUC check warns below this.")
-    min_positive_rate: float = Field(0.02, description="The class-balance check fails outside this..1-this.")
+@dataclass(frozen=True)
+class CheckSettings:
+    """What the model's checks compare with (run config beside the training settings)."""
 
+    auc_floor: float = setting(0.52, "The out-of-sample AUC check warns below this.")
+    min_positive_rate: float = setting(0.02, "The class-balance check fails outside this..1-this.")
+
+
+#: the dataclasses the run config is generated from, their nested dataclasses flattened
+CONFIG_SOURCES: tuple[type, ...] = (TrainingSettings, CheckSettings)
+
+
+class _ModelConfigBase(Config):
     def settings(self) -> TrainingSettings:
-        model = ModelParams(
-            max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
-            min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
-        )  # fmt: skip
-        return TrainingSettings(
-            n_folds=self.n_folds, test_fraction=self.test_fraction, min_labels=self.min_labels,
-            promotion_margin=self.promotion_margin, min_comparison_rows=self.min_comparison_rows,
-            threshold=self.threshold, features=tuple(self.features) if self.features else None, model=model,
-            threads=self.threads,
-        )  # fmt: skip
+        return self._build(TrainingSettings)
+
+    def checks(self) -> CheckSettings:
+        return self._build(CheckSettings)
+
+    def _build(self, source: type) -> Any:
+        """`source` from the config's values (lists back to tuples, an empty list as None)."""
+        hints = get_type_hints(source)
+        values = {}
+        for f in fields(source):
+            if is_dataclass(hints[f.name]):
+                values[f.name] = self._build(hints[f.name])
+            else:
+                value = getattr(self, f.name)
+                values[f.name] = (tuple(value) or None) if isinstance(value, list) else value
+        return source(**values)
+
+
+def _config_type(hint: Any) -> Any:
+    """The run config's type of a settings field: a list for a tuple, optional stays optional."""
+    args = get_args(hint)
+    if get_origin(hint) is tuple:
+        return list[args[0]]
+    if type(None) in args:
+        [inner] = [arg for arg in args if arg is not type(None)]
+        return _config_type(inner) | None
+    return hint
+
+
+def _config_fields(source: type) -> dict[str, Any]:
+    """One run config field per field of the dataclass `source`: its type, default and doc."""
+    hints = get_type_hints(source)
+    out: dict[str, Any] = {}
+    for f in fields(source):
+        nested = _config_fields(hints[f.name]) if is_dataclass(hints[f.name]) else None
+        found = nested or {
+            f.name: (_config_type(hints[f.name]), Field(f.default, description=f.metadata.get("doc")))
+        }
+        if set(found) & set(out):
+            raise ValueError(f"run config fields defined twice: {sorted(set(found) & set(out))}")
+        out.update(found)
+    return out
+
+
+def _model_config_class() -> type[_ModelConfigBase]:
+    fields_: dict[str, Any] = {}
+    for source in CONFIG_SOURCES:
+        fields_.update(_config_fields(source))
+    return create_model("ModelConfig", __base__=_ModelConfigBase, **fields_)
+
+
+#: the model assets' run config: every field of TrainingSettings (ModelParams flattened into it) and
+#: CheckSettings, with the same names, defaults and docs
+ModelConfig = _model_config_class()
 
 
 def build_model_asset(strategy: str, base: Timeframe) -> AssetsDefinition:
@@ -170,7 +195,7 @@ def build_model_asset(strategy: str, base: Timeframe) -> AssetsDefinition:
         )
         context.log.info(f"{strategy}: {report.promotion}: {report.reason}")
         yield MaterializeResult(metadata=_metadata(report))
-        yield from _checks(report, config)
+        yield from _checks(report, config.checks())
 
     return model
 
@@ -230,7 +255,7 @@ def _metadata(report: TrainingReport) -> dict:
     return metadata
 
 
-def _checks(report: TrainingReport, config: ModelConfig) -> Iterator[AssetCheckResult]:
+def _checks(report: TrainingReport, config: CheckSettings) -> Iterator[AssetCheckResult]:
     yield _champion_check(report)
     if report.folds is None:
         for name in (AUC_CHECK, FOLDS_CHECK, BALANCE_CHECK, LOG_LOSS_CHECK):

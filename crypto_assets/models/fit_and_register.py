@@ -15,8 +15,15 @@ from crypto_assets.market import Timeframe
 from crypto_assets.models.dataset import feature_columns
 from crypto_assets.models.gate import Decision, decide, edge
 from crypto_assets.models.tracking import CHALLENGER, CHAMPION, MlflowResource, log_training, set_alias
-from crypto_assets.models.training import THREADS, ModelParams, fit_final, limited_threads, walk_forward
-from crypto_assets.models.validation import walk_forward_folds
+from crypto_assets.models.training import (
+    THREADS,
+    ModelParams,
+    fit_final,
+    limited_threads,
+    setting,
+    walk_forward,
+)
+from crypto_assets.models.validation import TooFewRows, walk_forward_folds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,15 +37,28 @@ DECISION_TAG = "gate_decision"
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    n_folds: int = 4
-    test_fraction: float = 0.5
-    min_labels: int = 1000
-    promotion_margin: float = 0.002  # log loss
-    min_comparison_rows: int = 200
-    threshold: float | None = None
-    features: tuple[str, ...] | None = None
+    """How a strategy model is trained, validated and gated; with ModelParams, the model assets' run
+    config (models.assets.ModelConfig is generated from both)."""
+
+    n_folds: int = setting(4, "Walk-forward test folds.")
+    test_fraction: float = setting(0.5, "Share of the labels (the newest) the test folds cover.")
+    min_labels: int = setting(1000, "Fewer closed labels than this: skip, register nothing.")
+    promotion_margin: float = setting(
+        0.002, "Log loss by which a new version must beat the champion on the same labels."
+    )
+    min_comparison_rows: int = setting(
+        200, "Labels newer than the champion's training data needed to compare the two."
+    )
+    threshold: float | None = setting(
+        None, "Probability above which an entry is taken; default: the training base rate."
+    )
+    features: tuple[str, ...] | None = setting(None, "Feature columns to use; default: all.")
     model: ModelParams = field(default_factory=ModelParams)
-    threads: int = THREADS  # OpenMP threads for the fits (the model is the same whatever the count)
+    threads: int = setting(
+        THREADS,
+        "OpenMP threads for fitting: 1 on a shared 2-core machine (two threads waiting for each other "
+        "there made fits several times slower); more on dedicated cores. Same model.",
+    )
 
 
 @dataclass
@@ -110,10 +130,18 @@ def _train_log_and_gate(
     y = usable["label"].to_numpy(dtype=np.int64)
     returns = usable["realized_return"].to_numpy(dtype=np.float64)
     horizon = (usable["time_limit_ts"] - usable["entry_ts"]).max().to_pytimedelta()
-    folds = walk_forward_folds(
-        usable["entry_ts"], usable["exit_ts"], n_folds=settings.n_folds,
-        test_fraction=settings.test_fraction, bar=base.delta, embargo=horizon,
-    )  # fmt: skip
+    try:
+        folds = walk_forward_folds(
+            usable["entry_ts"], usable["exit_ts"], n_folds=settings.n_folds,
+            test_fraction=settings.test_fraction, bar=base.delta, embargo=horizon,
+        )  # fmt: skip
+    except TooFewRows:  # a min_labels set below what the folds need
+        return _skip(
+            report,
+            tracking,
+            f"{len(usable)} closed labels with features cannot make {settings.n_folds} walk-forward test "
+            f"folds of {settings.test_fraction:.0%} of them (min_labels {settings.min_labels} is too low)",
+        )
     empty = [f.number for f in folds if len(f.test) == 0 or len(f.train) == 0]
     if empty:
         return _skip(report, tracking, f"fold(s) {empty} have no training or test rows")

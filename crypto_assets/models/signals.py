@@ -8,8 +8,9 @@ probability exceeds the champion's threshold.
 
 import json
 from collections.abc import Iterator
+from dataclasses import fields
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dagster import (
     AssetCheckResult,
@@ -26,6 +27,7 @@ from dagster import (
 
 from crypto_assets.automation.conditions import rebuild_once_a_check_passes
 from crypto_assets.labels.assets import RULES
+from crypto_assets.labels.strategies import ChannelParams, DcaParams, SwingParams
 from crypto_assets.market import Timeframe
 from crypto_assets.models.assets import champion_check_keys, model_key
 from crypto_assets.models.tracking import CHAMPION, MlflowResource
@@ -61,8 +63,10 @@ CREATE TABLE IF NOT EXISTS {SIGNALS_TABLE} (
 CHAMPIONS_CHECK = "every_strategy_has_champion"
 #: how the asset fails when no strategy has a champion (the CLI reports it as a result, not an error)
 NO_CHAMPION = "no strategy has a champion model yet"
-#: base bars read per symbol for the entry rules (the longest rule looks back 96 bars plus ADX warm-up)
-RULE_LOOKBACK_BARS = 400
+#: ADX (Wilder's recursive smoothing) is computed on this many of its periods of bars before the
+#: scored one: it then agrees with the labeller's, computed on the whole history, to about 1e-10
+#: (ADX runs 0..100; measured on random walks: 10 periods 2e-2, 20 periods 1e-6, 30 periods 1e-10)
+ADX_WARMUP_PERIODS = 30
 
 
 def build_signals_asset(base: Timeframe) -> AssetsDefinition:
@@ -148,7 +152,13 @@ def score_newest(
     newest = read_newest_entries(connection, base)
     if newest.empty:
         return pd.DataFrame(columns=SIGNAL_COLUMNS)
-    bars = _recent_bars(connection, base, newest["entry_ts"].min())
+    # each champion's entry rule with the parameters its labels were made with
+    rules = {
+        strategy: rule_params(strategy, json.loads(version.tags.get(STRATEGY_PARAMS_TAG, "{}")))
+        for strategy, version in champions.items()
+        if version is not None
+    }
+    bars = _recent_bars(connection, base, newest, max(map(rule_bars, rules.values()), default=1))
     scored_at = pd.Timestamp(datetime.now(UTC))
     parts = []
     for strategy, version in champions.items():
@@ -159,8 +169,7 @@ def score_newest(
         with limited_threads():
             probability = model.predict_proba(newest[columns].astype("float32"))[:, 1]
         threshold = float(version.tags.get(THRESHOLD_TAG, "0.5"))
-        params = json.loads(version.tags.get(STRATEGY_PARAMS_TAG, "{}"))
-        fires = entry_rule_fires(strategy, params, bars, newest)
+        fires = entry_rule_fires(strategy, rules[strategy], bars, newest)
         parts.append(
             pd.DataFrame(
                 {
@@ -183,14 +192,39 @@ def score_newest(
     )
 
 
-def entry_rule_fires(strategy: str, params: dict, bars: "pd.DataFrame", newest: "pd.DataFrame"):
-    """Per row of `newest`: does the strategy's entry rule fire on that bar (given the bars before it)?"""
+def rule_params(strategy: str, recorded: dict) -> Any:
+    """The strategy's parameter dataclass from the parameters recorded with the champion (defaults for
+    the ones not recorded; each of its field's type: a window length is an int)."""
+    params_class = RULES[strategy].params
+    return params_class(
+        **{
+            f.name: type(f.default)(recorded[f.name])
+            for f in fields(params_class)
+            if recorded.get(f.name) is not None
+        }
+    )
+
+
+def rule_bars(params: Any) -> int:
+    """Bars up to and including a bar that the entry rule of `params` needs to decide on that bar as
+    the labeller does on the whole history: its rolling windows, and ADX's warm-up."""
+    match params:
+        case DcaParams():  # the highest high of the last lookback_bars bars, this one included
+            return params.lookback_bars
+        case SwingParams():  # the previous bars' highest high and median volume
+            return max(params.lookback_bars, params.volume_lookback_bars) + 1
+        case ChannelParams():  # the channel, and ADX's recursive smoothing
+            return max(params.lookback_bars, ADX_WARMUP_PERIODS * params.adx_period)
+    raise TypeError(f"no entry rule for {type(params).__name__}")
+
+
+def entry_rule_fires(strategy: str, params: Any, bars: "pd.DataFrame", newest: "pd.DataFrame"):
+    """Per row of `newest`: does the strategy's entry rule (`params`, see rule_params) fire on that
+    bar, given the bars before it?"""
     import numpy as np
 
     from crypto_assets.labels.strategies import STRATEGIES
 
-    params_class = RULES[strategy].params
-    rule_params = params_class(**{k: v for k, v in params.items() if k in params_class.__dataclass_fields__})
     fires = np.zeros(len(newest), dtype=bool)
     grouped = {key: rows for key, rows in bars.groupby(["exchange", "symbol"], sort=False)}
     for i, (exchange, symbol, ts) in enumerate(
@@ -206,23 +240,60 @@ def entry_rule_fires(strategy: str, params: dict, bars: "pd.DataFrame", newest: 
             np.ascontiguousarray(rows[c].to_numpy(dtype=np.float64))
             for c in ("high", "low", "close", "volume")
         ]
-        entries = STRATEGIES[strategy](*arrays, rule_params).entries
+        entries = STRATEGIES[strategy](*arrays, params).entries
         fires[i] = len(entries) > 0 and entries[-1] == len(rows) - 1
     return fires
 
 
-def _recent_bars(connection: "Connection", base: Timeframe, oldest_newest) -> "pd.DataFrame":
+def _recent_bars(
+    connection: "Connection", base: Timeframe, newest: "pd.DataFrame", bars_needed: int
+) -> "pd.DataFrame":
+    """The last `bars_needed` base bars (or more) of each series of `newest` up to its newest entry
+    bar, all of them when it has fewer. One read of the time those bars span without a gap; then
+    each series short of bars in it (a gap, or a young series) reads its last `bars_needed` bars."""
+    import pandas as pd
+
     from crypto_assets.warehouse.frames import read_frame
 
-    since = oldest_newest - RULE_LOOKBACK_BARS * base.delta
+    names = ["exchange", "symbol", "ts", "high", "low", "close", "volume"]
+    columns = ", ".join(names)
+    since = newest["entry_ts"].min() - (bars_needed - 1) * base.delta
     frame = read_frame(
         connection,
-        "SELECT exchange, symbol, ts, high, low, close, volume FROM raw_ohlc "
-        "WHERE timeframe = :base AND ts >= :since ORDER BY exchange, symbol, ts",
+        f"SELECT {columns} FROM raw_ohlc WHERE timeframe = :base AND ts >= :since "
+        "ORDER BY exchange, symbol, ts",
         {"base": base.name, "since": since.to_pydatetime()},
         timestamps=["ts"],
     )
-    return frame
+    ends = newest[["exchange", "symbol", "entry_ts"]]
+    if len(frame):
+        joined = frame.merge(ends, on=["exchange", "symbol"])
+        have = joined[joined["ts"] <= joined["entry_ts"]].groupby(["exchange", "symbol"]).size()
+    else:
+        have = pd.Series(dtype="int64")
+    short = [
+        (exchange, symbol, ts)
+        for exchange, symbol, ts in ends.itertuples(index=False)
+        if have.get((exchange, symbol), 0) < bars_needed
+    ]
+    if not short:
+        return frame
+    parts = []
+    if len(frame):
+        keys = pd.MultiIndex.from_frame(frame[["exchange", "symbol"]])
+        parts.append(frame[~keys.isin([(exchange, symbol) for exchange, symbol, _ in short])])
+    for exchange, symbol, ts in short:
+        parts.append(
+            read_frame(
+                connection,
+                f"SELECT {columns} FROM raw_ohlc WHERE timeframe = :base AND exchange = :exchange "
+                f"AND symbol = :symbol AND ts <= :ts ORDER BY ts DESC LIMIT {int(bars_needed)}",
+                {"base": base.name, "exchange": exchange, "symbol": symbol, "ts": ts.to_pydatetime()},
+                timestamps=["ts"],
+            ).iloc[::-1]
+        )
+    found = [part for part in parts if len(part)]
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=names)
 
 
 def write_signals(connection: "Connection", rows: "pd.DataFrame") -> None:

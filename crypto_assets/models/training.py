@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from crypto_assets.models.evaluation import scores
@@ -38,13 +38,21 @@ def limited_threads(threads: int = THREADS) -> Iterator[None]:
         yield
 
 
+def setting(default: Any, doc: str) -> Any:
+    """A field of a settings dataclass with what it means: the model assets' run config is generated
+    from these dataclasses (name, type, default and this doc)."""
+    return field(default=default, metadata={"doc": doc})
+
+
 @dataclass(frozen=True)
 class ModelParams:
-    max_iter: int = 150
-    learning_rate: float = 0.05
-    max_leaf_nodes: int = 31
-    min_samples_leaf: int = 200
-    l2_regularization: float = 1.0
+    """HistGradientBoostingClassifier's parameters (early stopping is always off)."""
+
+    max_iter: int = setting(150, "Boosting iterations.")
+    learning_rate: float = setting(0.05, "Shrinkage of each iteration's trees.")
+    max_leaf_nodes: int = setting(31, "Leaves per tree at most.")
+    min_samples_leaf: int = setting(200, "Training rows per leaf at least.")
+    l2_regularization: float = setting(1.0, "L2 penalty on the leaf values.")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+class TooFewRows(ValueError):
+    """Too few rows for the folds asked for (the training skips, saying so)."""
+
+
 @dataclass(frozen=True)
 class Fold:
     number: int  # 0 is the oldest test fold
@@ -48,7 +52,7 @@ def walk_forward_folds(
     n = len(entry_ts)
     test_size = int(n * test_fraction) // n_folds
     if test_size < 1:
-        raise ValueError(f"{n} rows cannot make {n_folds} test folds of {test_fraction:.0%} of the rows")
+        raise TooFewRows(f"{n} rows cannot make {n_folds} test folds of {test_fraction:.0%} of the rows")
     entries = pd.Series(pd.to_datetime(entry_ts, utc=True)).reset_index(drop=True)
     label_ends = pd.Series(pd.to_datetime(exit_ts, utc=True)).reset_index(drop=True) + bar
     splitter = WalkForwardSplit(
