@@ -41,6 +41,7 @@ from benchmarks.common import (  # noqa: E402
     Window,
     load_average,
     machine_facts,
+    parse_engine_args,
     postgres_server_version,
     print_facts,
     print_table,
@@ -67,8 +68,6 @@ from crypto_assets.warehouse.schema import ensure_ingestion_tables  # noqa: E402
 from crypto_assets_tests.pg import scratch_database  # noqa: E402
 
 TARGET = 0.5  # checks / load
-ENGINES = ("duckdb", "postgres")
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ALL_CHECKS = {EXPECTATIONS_CHECK, GAPS_CHECK, OUTLIERS_CHECK}
 PARTS = ("read", "expectations", "order", "gaps", "outliers")
 
@@ -149,11 +148,8 @@ def benchmark(args: argparse.Namespace, folder: Path, pg_url: str | None) -> Non
     for run in range(args.repeat):
         for engine in args.engines:
             log(f"run {run + 1}/{args.repeat}: {engine} ...")
-            warehouse = fresh_warehouse(engine, folder, pg_url, run)
-            try:
+            with fresh_warehouse(engine, folder, pg_url, run) as warehouse:
                 load_seconds, checks_seconds, part_seconds = one_run(warehouse, batch, window)
-            finally:
-                warehouse.dispose()
             load[engine].add(load_seconds)
             checks[engine].add(checks_seconds)
             for part, seconds in part_seconds.items():
@@ -186,29 +182,8 @@ def benchmark(args: argparse.Namespace, folder: Path, pg_url: str | None) -> Non
     print(f"load average after the runs: {load_average()} (1, 5, 15 min)")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--symbols", type=int, default=90, help="how many symbols (default 90)")
-    parser.add_argument("--days", type=int, default=180, help="how many UTC days (default 180)")
-    parser.add_argument("--timeframe", default="15m", help="bar length (default 15m)")
-    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated: duckdb,postgres")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per engine; medians shown")
-    parser.add_argument(
-        "--postgres-url",
-        default=DEFAULT_POSTGRES_URL,
-        help="a role that may CREATE DATABASE; a throw-away database is made there and dropped",
-    )
-    args = parser.parse_args(argv)
-    args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    if not args.engines or set(args.engines) - set(ENGINES):
-        parser.error(f"--engines: use one or more of {', '.join(ENGINES)}")
-    if min(args.symbols, args.days, args.repeat) < 1:
-        parser.error("--symbols, --days and --repeat must be at least 1")
-    return args
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_engine_args(__doc__.split("\n\n")[0], argv)
     folder = Path(tempfile.mkdtemp(prefix="crypto_assets_bench_checks_"))
     try:
         if "postgres" in args.engines:

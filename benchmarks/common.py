@@ -1,11 +1,12 @@
-"""Helpers the benchmarks share: the synthetic frame, a throw-away PostgreSQL database, timing and
-reporting.
+"""Helpers the benchmarks share: the synthetic frame, a throw-away PostgreSQL database, the options
+of the engine benchmarks, timing and reporting.
 
 Nothing here is timed itself; a benchmark times what it calls between `time.perf_counter()`s.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -22,7 +23,6 @@ import psycopg
 import pyarrow as pa
 from tabulate import tabulate
 
-from benchmarks.run_all import ROW_PREFIX
 from crypto_assets.ingestion.sources.base import CandleSource, SourceBatch
 from crypto_assets.ingestion.sources.synthetic import SyntheticSource
 from crypto_assets.market import Timeframe
@@ -31,6 +31,9 @@ from crypto_assets_tests.pg import redact, with_database  # noqa: F401 (re-expor
 
 #: Benchmarks load a fixed window so runs are comparable: it starts here.
 BENCH_START = datetime(2025, 1, 1, tzinfo=UTC)
+#: the warehouse engines a benchmark can run on, and the server it makes a throw-away database on
+ENGINES = ("duckdb", "postgres")
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 #: Bases the synthetic market prices like the real coins; further symbols are S001-USD, S002-USD...
 _KNOWN_BASES = ["BTC", "ETH", "SOL", "ADA", "DOT", "DOGE"]
 
@@ -99,6 +102,36 @@ class PrebuiltSource(CandleSource):
 def arrow_table(frame: pd.DataFrame) -> pa.Table:
     """`frame` as Arrow exactly as the warehouse layer stages it (microsecond UTC timestamps)."""
     return to_arrow(frame)
+
+
+# --- the options of the engine benchmarks (ingest, checks) ------------------------------------------
+
+
+def parse_engine_args(description: str, argv: Sequence[str] | None) -> argparse.Namespace:
+    """The window's size, the engines (as a list), repeats and the PostgreSQL server; a bad value
+    is a usage error (exit 2)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--symbols", type=int, default=90, help="how many symbols (default 90)")
+    parser.add_argument("--days", type=int, default=180, help="how many UTC days (default 180)")
+    parser.add_argument("--timeframe", default="15m", help="bar length (default 15m)")
+    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated: duckdb,postgres")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement; medians shown")
+    parser.add_argument(
+        "--postgres-url",
+        default=DEFAULT_POSTGRES_URL,
+        help="a role that may CREATE DATABASE; a throw-away database is made there and dropped",
+    )
+    args = parser.parse_args(argv)
+    args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    unknown = sorted(set(args.engines) - set(ENGINES))
+    if unknown or not args.engines:
+        parser.error(
+            f"--engines: use one or more of {', '.join(ENGINES)} (got {', '.join(unknown) or 'none'})"
+        )
+    for name in ("symbols", "days", "repeat"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    return args
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------------
@@ -193,6 +226,8 @@ def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
 
 def report_row(measure: str, measured: str, target: str = "", met: bool | None = None) -> None:
     """One row of `make bench`'s table, printed for benchmarks/run_all.py (met: None = no target)."""
+    from benchmarks.run_all import ROW_PREFIX  # here: run_all imports this module
+
     verdict = "" if met is None else ("met" if met else "missed")
     row = {"measure": measure, "measured": measured, "target": target, "verdict": verdict}
     print(ROW_PREFIX + json.dumps(row), flush=True)

@@ -200,19 +200,18 @@ def _refresh_rows(engine: str, url: str, bars: pd.DataFrame) -> list[tuple]:
 
     newest = bars["ts"].max()
     old, new = bars[bars["ts"] < newest], bars[bars["ts"] == newest]
-    db = Warehouse(url)
-    with db.begin() as connection:
-        ensure_ingestion_tables(connection)
-        upsert_candles(connection, old, nothing_stored=True)
-    started = time.perf_counter()
-    report = refresh_features(db, Timeframe.parse("15m"), full=True)
-    full = time.perf_counter() - started
-    with db.begin() as connection:
-        upsert_candles(connection, new, nothing_stored=True)
-    started = time.perf_counter()
-    incremental = refresh_features(db, Timeframe.parse("15m"))
-    seconds = time.perf_counter() - started
-    db.dispose()
+    with Warehouse(url) as db:
+        with db.begin() as connection:
+            ensure_ingestion_tables(connection)
+            upsert_candles(connection, old, nothing_stored=True)
+        started = time.perf_counter()
+        report = refresh_features(db, Timeframe.parse("15m"), full=True)
+        full = time.perf_counter() - started
+        with db.begin() as connection:
+            upsert_candles(connection, new, nothing_stored=True)
+        started = time.perf_counter()
+        incremental = refresh_features(db, Timeframe.parse("15m"))
+        seconds = time.perf_counter() - started
     return [
         (engine, "full refresh (read, compute, write)", f"{full:.1f}", f"{report.stored / full:,.0f}"),
         (

@@ -63,8 +63,8 @@ import argparse
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 
@@ -82,6 +82,7 @@ from benchmarks.common import (  # noqa: E402
     Window,
     arrow_table,
     machine_facts,
+    parse_engine_args,
     postgres_server_version,
     print_facts,
     print_table,
@@ -104,8 +105,6 @@ from crypto_assets_tests.pg import scratch_database  # noqa: E402
 FIRST, RELOAD = "first load", "re-load"
 PHASES = (FIRST, RELOAD)
 TARGET = 1.5  # ours / baseline, first load
-ENGINES = ("duckdb", "postgres")
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 OURS_TABLES = ("raw_ohlc", "ohlc_quarantine")
 BASE_TABLE = "bench_ohlc"
@@ -147,15 +146,17 @@ class DuckdbBench:
             stale.unlink(missing_ok=True)
         return path
 
-    def ours_open(self, tag: str) -> Warehouse:
-        warehouse = Warehouse(f"duckdb:///{self._fresh(self.folder / f'ours-{tag}.duckdb')}")
-        with warehouse.begin() as connection:
-            ensure_ingestion_tables(connection)
-        return warehouse
-
-    def ours_close(self, warehouse: Warehouse) -> None:
-        warehouse.dispose()
-        self._fresh(Path(warehouse.url.database))
+    @contextmanager
+    def ours(self, tag: str) -> Iterator[Warehouse]:
+        """A fresh file with the production tables for our loader; removed when the block ends."""
+        path = self._fresh(self.folder / f"ours-{tag}.duckdb")
+        try:
+            with Warehouse(f"duckdb:///{path}") as warehouse:
+                with warehouse.begin() as connection:
+                    ensure_ingestion_tables(connection)
+                yield warehouse
+        finally:
+            self._fresh(path)
 
     def settle(self, table: str, phase: str) -> None:
         """Nothing to do: every connection was closed, so DuckDB has checkpointed."""
@@ -208,16 +209,17 @@ class PostgresBench:
         described = ", ".join(f"{k}={v}" for k, v in settings.items())
         return [("postgres", f"server {server} ({described}), database {redact(self.url)}")]
 
-    def ours_open(self, tag: str) -> Warehouse:
+    @contextmanager
+    def ours(self, tag: str) -> Iterator[Warehouse]:
+        """Fresh production tables for our loader; dropped when the block ends."""
         self.admin.execute(f"DROP TABLE IF EXISTS {', '.join(OURS_TABLES)}")
-        warehouse = Warehouse(self.url)
-        with warehouse.begin() as connection:
-            ensure_ingestion_tables(connection)
-        return warehouse
-
-    def ours_close(self, warehouse: Warehouse) -> None:
-        warehouse.dispose()
-        self.admin.execute(f"DROP TABLE IF EXISTS {', '.join(OURS_TABLES)}")
+        try:
+            with Warehouse(self.url) as warehouse:
+                with warehouse.begin() as connection:
+                    ensure_ingestion_tables(connection)
+                yield warehouse
+        finally:
+            self.admin.execute(f"DROP TABLE IF EXISTS {', '.join(OURS_TABLES)}")
 
     def settle(self, table: str, phase: str) -> None:
         if phase == RELOAD:
@@ -285,9 +287,8 @@ def check_ours(phase: str, report: LoadReport, expected: int) -> None:
 
 def run_ours(bench, batch: SourceBatch, window: Window, tag: str) -> dict[str, tuple[float, LoadReport]]:
     source = PrebuiltSource(batch)
-    warehouse = bench.ours_open(tag)
     results = {}
-    try:
+    with bench.ours(tag) as warehouse:
         for phase in PHASES:
             bench.settle("raw_ohlc", phase)
             seconds, report = timed(
@@ -310,8 +311,6 @@ def run_ours(bench, batch: SourceBatch, window: Window, tag: str) -> dict[str, t
                     f"ours, {phase}: raw_ohlc holds {stored} rows, expected {window.expected_rows}"
                 )
             results[phase] = (seconds, report)
-    finally:
-        bench.ours_close(warehouse)
     return results
 
 
@@ -350,31 +349,6 @@ def baseline_frames(batch: SourceBatch, exchange: str, timeframe: str) -> dict[s
 
 
 # --- main ------------------------------------------------------------------------------------------
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--symbols", type=int, default=90, help="how many symbols (default 90)")
-    parser.add_argument("--days", type=int, default=180, help="how many UTC days (default 180)")
-    parser.add_argument("--timeframe", default="15m", help="bar length (default 15m)")
-    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated: duckdb,postgres")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; medians shown")
-    parser.add_argument(
-        "--postgres-url",
-        default=DEFAULT_POSTGRES_URL,
-        help="a role that may CREATE DATABASE; a throw-away database is made there and dropped",
-    )
-    args = parser.parse_args(argv)
-    args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    unknown = sorted(set(args.engines) - set(ENGINES))
-    if unknown or not args.engines:
-        parser.error(
-            f"--engines: use one or more of {', '.join(ENGINES)} (got {', '.join(unknown) or 'none'})"
-        )
-    for name in ("symbols", "days", "repeat"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1")
-    return args
 
 
 def benchmark(args: argparse.Namespace, open_engines: Callable[[], list]) -> None:
@@ -453,7 +427,7 @@ def benchmark(args: argparse.Namespace, open_engines: Callable[[], list]) -> Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_engine_args(__doc__.split("\n\n")[0], argv)
     folder = Path(tempfile.mkdtemp(prefix="crypto_assets_bench_"))
     opened: list = []
     try:

@@ -85,6 +85,7 @@ WARMUP = 20
 WINDOW_P50_TARGET_MS = 5.0
 PG_SPEEDUP_TARGET = 10.0
 MODELS = (*resampled_models(Timeframe.parse("15m")).values(), *WINDOW_MODELS)  # of the 15m base
+TODAY = WINDOW_MODELS[0]  # ohlc_today: each symbol's bars of the last 24 h
 
 
 class BenchmarkError(Exception):
@@ -114,7 +115,7 @@ def queries(base: Timeframe, placeholder: str) -> dict[str, tuple[str, Callable[
         "ORDER BY ts"
     )
     return {
-        "window": (f"SELECT {columns} FROM ohlc_today WHERE symbol = {p} ORDER BY ts", lambda s: (s,)),
+        "window": (f"SELECT {columns} FROM {TODAY} WHERE symbol = {p} ORDER BY ts", lambda s: (s,)),
         "raw": (raw, lambda s: (s, s)),
         "raw by key": (by_key, lambda s: (s, s)),
     }
@@ -200,21 +201,20 @@ def dbt_run(url: str, base: Timeframe, *, full_refresh: bool) -> dict:
 
 def run_engine(name: str, url: str, reader, window: Window, batch, queries_per_variant: int) -> dict:
     base = window.timeframe
-    warehouse = Warehouse(url)
-    with warehouse.begin() as connection:
-        ensure_ingestion_tables(connection)
     log(f"[{name}] loading {window.describe()} with load_window (untimed)")
-    started = time.perf_counter()
-    report = load_window(
-        warehouse, PrebuiltSource(batch), symbols=window.symbols, known_symbols=window.symbols,
-        timeframe=base, start=window.start, end=window.end, now=window.now,
-    )  # fmt: skip
-    load_seconds = time.perf_counter() - started
+    with Warehouse(url) as warehouse:  # disposed before dbt opens the warehouse
+        with warehouse.begin() as connection:
+            ensure_ingestion_tables(connection)
+        started = time.perf_counter()
+        report = load_window(
+            warehouse, PrebuiltSource(batch), symbols=window.symbols, known_symbols=window.symbols,
+            timeframe=base, start=window.start, end=window.end, now=window.now,
+        )  # fmt: skip
+        load_seconds = time.perf_counter() - started
     if report.counts.inserted != window.expected_rows:
         raise BenchmarkError(
             f"[{name}] loaded {report.counts.inserted} rows, expected {window.expected_rows}"
         )
-    warehouse.dispose()
 
     log(f"[{name}] dbt run --full-refresh")
     full = dbt_run(url, base, full_refresh=True)
@@ -222,13 +222,13 @@ def run_engine(name: str, url: str, reader, window: Window, batch, queries_per_v
     log(f"[{name}] one new bar per symbol, then dbt run (incremental)")
     new_bar = window.end
     source = SyntheticSource(now=new_bar + timedelta(days=1))
-    report = load_window(
-        warehouse, source, symbols=window.symbols, known_symbols=window.symbols, timeframe=base,
-        start=new_bar, end=new_bar + base.delta, now=new_bar + timedelta(days=1),
-    )  # fmt: skip
+    with Warehouse(url) as warehouse:
+        report = load_window(
+            warehouse, source, symbols=window.symbols, known_symbols=window.symbols, timeframe=base,
+            start=new_bar, end=new_bar + base.delta, now=new_bar + timedelta(days=1),
+        )  # fmt: skip
     if report.counts.inserted != len(window.symbols):
         raise BenchmarkError(f"[{name}] appended {report.counts.inserted} bars, expected one per symbol")
-    warehouse.dispose()
     incremental = dbt_run(url, base, full_refresh=False)
 
     bars = 24 * 3600 // base.seconds

@@ -31,17 +31,6 @@ def no_stale_dagster_state_storage() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(autouse=True)
-def environment_restored() -> Iterator[None]:
-    """Each test leaves os.environ as it found it. MLflow's set_tracking_uri, for one, writes
-    MLFLOW_TRACKING_URI and MLFLOW_REGISTRY_URI (and the resource a server's credentials) into it:
-    a later test's subprocess must not inherit them."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     """A real HTTP server on loopback that records the alerts it receives."""

@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
-import pytest
 from psycopg import sql
 
 URL_ENV = "CRYPTO_ASSETS_TEST_POSTGRES_URL"
@@ -42,6 +41,8 @@ def _probe(url: str) -> str | None:
 
 def postgres_admin_url() -> str:
     """URL of the test server (a role allowed to CREATE DATABASE), or skip/fail the test."""
+    import pytest  # here, not at the top: benchmarks import this module without the test framework
+
     url = os.environ.get(URL_ENV, "").strip()
     if not url:
         message = f"{URL_ENV} is not set (e.g. {URL_ENV}={EXAMPLE_URL})"

@@ -4,7 +4,6 @@ tested (and benchmarked) against."""
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
 
 def reference_triple_barrier(
@@ -35,6 +34,8 @@ def reference_triple_barrier(
 def assert_labels_recheck(labels: pd.DataFrame, bars: pd.DataFrame) -> None:
     """Every row against the raw bars: the stated exit is the first barrier touch (a double touch
     is a stop loss), a timeout touched nothing up to its time limit, and the numbers agree."""
+    import pytest  # here, not at the top: benchmarks import this module without the test framework
+
     for series, group in bars.groupby(["exchange", "symbol", "timeframe"]):
         group = group.sort_values("ts").set_index("ts")
         rows = labels[

@@ -43,27 +43,29 @@ load_all(sys.argv[1])
 
 
 def load_all(url: str, end: datetime = END) -> None:
-    load_window(
-        Warehouse(url),
-        SyntheticSource(),
-        symbols=SYMBOLS,
-        known_symbols=SYMBOLS,
-        timeframe=Timeframe.parse("15m"),
-        start=FIRST,
-        end=end,
-        now=datetime(2025, 6, 1, tzinfo=UTC),
-    )
+    with Warehouse(url) as warehouse:
+        load_window(
+            warehouse,
+            SyntheticSource(),
+            symbols=SYMBOLS,
+            known_symbols=SYMBOLS,
+            timeframe=Timeframe.parse("15m"),
+            start=FIRST,
+            end=end,
+            now=datetime(2025, 6, 1, tzinfo=UTC),
+        )
 
 
 @pytest.mark.slow
-def test_killed_inside_the_grouped_append_leaves_the_table_as_it_was(warehouse_url: str, tmp_path: Path):
-    warehouse = Warehouse(warehouse_url)
+def test_killed_inside_the_grouped_append_leaves_the_table_as_it_was(
+    warehouse_url: str, warehouse: Warehouse, tmp_path: Path
+):
     with warehouse.begin() as connection:
         ensure_ingestion_tables(connection)
     load_all(warehouse_url, end=STORED_END)  # two days stored; 30 new days follow
     before = table_fingerprint(warehouse, "raw_ohlc", COLUMNS)
     assert before[0] == 2 * 60 * 96
-    warehouse.dispose()
+    warehouse.dispose()  # this process holds no engine while the child writes the warehouse
 
     child = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(_CHILD), warehouse_url],
@@ -84,4 +86,3 @@ def test_killed_inside_the_grouped_append_leaves_the_table_as_it_was(warehouse_u
         expected = table_fingerprint(clean, "raw_ohlc", COLUMNS)
     assert expected[0] == 32 * 60 * 96
     assert table_fingerprint(warehouse, "raw_ohlc", COLUMNS) == expected
-    warehouse.dispose()

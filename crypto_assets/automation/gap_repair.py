@@ -119,19 +119,17 @@ def read_holes(url: str, exchange: str, timeframe: Timeframe) -> tuple[list[Hole
     from crypto_assets.warehouse import Warehouse
     from crypto_assets.warehouse.gaps import find_holes, read_unfillable
 
-    warehouse = Warehouse(url)  # a malformed URL is a UserError the loads report too
-    if warehouse.is_duckdb and not Path(warehouse.url.database or "").exists():
-        return None  # reading would create the file
-    try:
-        with warehouse.read() as connection:
-            if not sa.inspect(connection).has_table("raw_ohlc"):
-                return None
-            holes = find_holes(connection, exchange=exchange, timeframe=timeframe)
-            unfillable = read_unfillable(connection, exchange=exchange, timeframe=timeframe.name)
-    except (UserError, SQLAlchemyError) as error:
-        raise WarehouseNotReadable(_first_line(error)) from error
-    finally:
-        warehouse.dispose()
+    with Warehouse(url) as warehouse:  # a malformed URL is a UserError the loads report too
+        if warehouse.is_duckdb and not Path(warehouse.url.database or "").exists():
+            return None  # reading would create the file
+        try:
+            with warehouse.read() as connection:
+                if not sa.inspect(connection).has_table("raw_ohlc"):
+                    return None
+                holes = find_holes(connection, exchange=exchange, timeframe=timeframe)
+                unfillable = read_unfillable(connection, exchange=exchange, timeframe=timeframe.name)
+        except (UserError, SQLAlchemyError) as error:
+            raise WarehouseNotReadable(_first_line(error)) from error
     return holes, unfillable
 
 

@@ -11,10 +11,10 @@ import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import pandas as pd
-from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult
+from dagster import AssetSelection, DagsterInstance, Definitions, ExecuteInProcessResult
 from tqdm import tqdm
 
 from crypto_assets.cli.instance import ensure_dagster_home
@@ -25,6 +25,9 @@ from crypto_assets.market import Timeframe, parse_symbols
 from crypto_assets.resources import mlflow_resource
 from crypto_assets.settings import Settings, default_warehouse_url, load_settings
 from crypto_assets.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from crypto_assets.models.tracking import MlflowResource
 
 UI_HINT = "open the Dagster UI with `make dev` (http://127.0.0.1:3000)"
 
@@ -50,8 +53,21 @@ def _preflight(settings: Settings) -> None:
     make_source(settings.source).preflight()
 
 
+def _build_defs(settings: Settings) -> Definitions:
+    """The code location for `settings`; its resources keep values from the environment as EnvVars."""
+    from crypto_assets.code_location import build_defs
+
+    return build_defs(settings)
+
+
+def _tracking(defs: Definitions) -> MlflowResource:
+    """The code location's MLflow resource, its EnvVar values resolved."""
+    return defs.resources["mlflow"].process_config_and_initialize()
+
+
 def _load(
     settings: Settings,
+    defs: Definitions,
     *,
     start: date,
     end: date,
@@ -59,9 +75,6 @@ def _load(
     downstream: bool,
     days_per_run: int,
 ) -> RangeRunOutcome:
-    from crypto_assets.code_location import build_defs
-
-    defs = build_defs(settings)  # its resources keep values from the environment as EnvVars
     ensure_dagster_home()
     _check_range(settings, start, end)
     _preflight(settings)
@@ -87,12 +100,12 @@ def _load(
             selection=raw,
             symbols=symbols,
             days_per_run=days_per_run,
-            then=_downstream(settings, raw) if downstream else (),
+            then=_downstream(defs, raw) if downstream else (),
             on_chunk=on_chunk,
         )
 
 
-def _downstream(settings: Settings, raw: AssetSelection) -> list[FollowUp]:
+def _downstream(defs: Definitions, raw: AssetSelection) -> list[FollowUp]:
     """What `--downstream` rebuilds after the candles: everything but the signals in one run, then
     the signals, which only a champion can score (none after a training without edge: an honest
     result the command reports, not a failed run)."""
@@ -103,7 +116,7 @@ def _downstream(settings: Settings, raw: AssetSelection) -> list[FollowUp]:
         from crypto_assets.models.signals import NO_CHAMPION
         from crypto_assets.models.tracking import CHAMPION
 
-        tracking = mlflow_resource(settings).process_config_and_initialize()
+        tracking = _tracking(defs)
         if any(tracking.version_by_alias(strategy, CHAMPION) for strategy in RULES):
             return None
         return f"strategy_signals not scored: {NO_CHAMPION} (no model showed an edge out of sample)"
@@ -144,7 +157,13 @@ def run_backfill(
         settings = dataclasses.replace(settings, timeframe=Timeframe.parse(timeframe))
     chosen = parse_symbols(symbols) if symbols else None
     outcome = _load(
-        settings, start=start, end=end, symbols=chosen, downstream=downstream, days_per_run=days_per_run
+        settings,
+        _build_defs(settings),
+        start=start,
+        end=end,
+        symbols=chosen,
+        downstream=downstream,
+        days_per_run=days_per_run,
     )
     print(f"{len(outcome.run_ids)} run(s) recorded in {os.environ['DAGSTER_HOME']}; {UI_HINT}")
     for reason in outcome.not_run:
@@ -165,7 +184,10 @@ def run_demo(*, days: int) -> int:
     start = max(settings.start, end - timedelta(days=days - 1))
     print(f"crypto_assets demo: {len(settings.symbols)} symbols, {start}..{end}, synthetic market")
     print(f"warehouse {demo_settings.warehouse_url}")
-    outcome = _load(demo_settings, start=start, end=end, symbols=None, downstream=True, days_per_run=days)
+    defs = _build_defs(demo_settings)
+    outcome = _load(
+        demo_settings, defs, start=start, end=end, symbols=None, downstream=True, days_per_run=days
+    )
     with Warehouse(demo_settings.warehouse_url) as warehouse:
         rows = warehouse.query(
             "SELECT symbol, count(*) AS bars, min(ts) AS first_bar, max(ts) AS newest_bar FROM raw_ohlc "
@@ -179,7 +201,7 @@ def run_demo(*, days: int) -> int:
         _print_models(warehouse, settings.timeframe)
         _print_features_and_labels(warehouse)
     _print_checks(outcome)
-    _print_strategy_models(mlflow_resource(demo_settings).process_config_and_initialize())
+    _print_strategy_models(_tracking(defs))
     print(f"\ndagster instance: {os.environ['DAGSTER_HOME']} ({len(outcome.run_ids)} run(s))")
     print(f"next: {UI_HINT}; `crypto-assets mlflow` to compare models; `crypto-assets status` for health")
     return _report_failures(outcome)

@@ -7,15 +7,21 @@ an MLflow server (http) the server stores them (`--serve-artifacts`), so no volu
 Nothing secret is logged: parameters and tags come from the strategy and model configs only, the
 tracking URI is shown without its password, and a server's credentials are handed to MLflow through
 its MLFLOW_TRACKING_USERNAME / _PASSWORD variables, never inside the URL (MLflow writes the request
-URL into its error messages, so a password in it would land in the run's failure log).
+URL into its error messages, so a password in it would land in the run's failure log). Those
+variables, and every other MLFLOW_* one MLflow sets, exist only while the resource calls MLflow
+(`MlflowResource.environment`): a process started outside those calls (dbt) inherits none of them.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from dagster import ConfigurableResource
@@ -26,6 +32,10 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+#: MLflow's environment variables (its telemetry session is `_MLFLOW_TELEMETRY_SESSION_ID`)
+_MLFLOW_PREFIXES = ("MLFLOW_", "_MLFLOW_")
+#: held by `MlflowResource.environment`: os.environ is one per process, so one thread at a time
+_ENVIRONMENT_LOCK = threading.RLock()
 #: skops refuses to load types it was not told to trust; these are the ones our pipelines hold
 SKOPS_TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 
@@ -53,30 +63,58 @@ class MlflowResource(ConfigurableResource):
             return urlunsplit(parts._replace(netloc=netloc))
         return self.tracking_uri
 
+    @contextmanager
+    def environment(self) -> Iterator[str]:
+        """MLflow pointed at this store for the length of the block (yields the URI to give it),
+        and the process environment left as it was found.
+
+        MLflow 3 takes a server's credentials only from the environment (or a credentials file):
+        `mlflow.utils.credentials.get_default_host_creds` reads MLFLOW_TRACKING_USERNAME and
+        _PASSWORD at every request of its REST stores and artifact repositories. And MLflow writes
+        variables itself: set_tracking_uri and set_registry_uri put MLFLOW_TRACKING_URI and
+        MLFLOW_REGISTRY_URI there "so that subprocess can inherit it", set_experiment
+        MLFLOW_EXPERIMENT_ID. So the block sets what MLflow needs, and on leaving removes every
+        (_)MLFLOW_* variable that was not there before and restores those that were. Blocks nest;
+        threads take turns.
+        """
+        uri, credentials = self._uri_and_credentials()
+        with _ENVIRONMENT_LOCK:
+            saved = {name: value for name, value in os.environ.items() if name.startswith(_MLFLOW_PREFIXES)}
+            try:
+                # MLflow 3 sends usage telemetry unless told not to (read on import and on every call)
+                os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+                os.environ.update(credentials)
+                import mlflow
+
+                for name in ("mlflow", "alembic"):  # store migrations and registration chatter
+                    logging.getLogger(name).setLevel(logging.WARNING)
+                mlflow.set_tracking_uri(uri)
+                mlflow.set_registry_uri(uri)
+                yield uri
+            finally:
+                for name in [name for name in os.environ if name.startswith(_MLFLOW_PREFIXES)]:
+                    if name not in saved:
+                        del os.environ[name]
+                os.environ.update(saved)
+
     def client(self) -> MlflowClient:
-        # MLflow 3 sends usage telemetry unless told not to; nothing leaves this machine
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        import mlflow
-        from mlflow import MlflowClient
+        """The tracking and registry client; each of its calls runs inside `environment()`."""
+        with self.environment() as uri:
+            from mlflow import MlflowClient
 
-        for name in ("mlflow", "alembic"):  # store migrations and registration chatter
-            logging.getLogger(name).setLevel(logging.WARNING)
-        uri = self._uri_for_mlflow()
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-        return MlflowClient(uri, registry_uri=uri)
+            client = MlflowClient(uri, registry_uri=uri)
+        return cast("MlflowClient", _InEnvironment(client, self))
 
-    def _uri_for_mlflow(self) -> str:
-        """The tracking URI without a server's credentials, which move to MLflow's own variables
-        (read at every request). A database URL keeps its password: SQLAlchemy needs it there and
-        does not print it."""
+    def _uri_and_credentials(self) -> tuple[str, dict[str, str]]:
+        """The tracking URI without a server's credentials, and those as MLflow's variables.
+        A database URL keeps its password: SQLAlchemy needs it there and does not print it."""
         parts = urlsplit(self.tracking_uri)
         if not self.uses_server or parts.username is None:
-            return self.tracking_uri
-        os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username)
+            return self.tracking_uri, {}
+        credentials = {"MLFLOW_TRACKING_USERNAME": unquote(parts.username)}
         if parts.password is not None:
-            os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password)
-        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+            credentials["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password)
+        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])), credentials
 
     def experiment_id(self, strategy: str) -> str:
         client = self.client()
@@ -104,10 +142,10 @@ class MlflowResource(ConfigurableResource):
 
     def load_version(self, strategy: str, version: int | str) -> Any:
         """The scikit-learn pipeline of one registered version."""
-        import mlflow.sklearn
+        with self.environment():
+            import mlflow.sklearn
 
-        self.client()
-        return mlflow.sklearn.load_model(f"models:/{registered_name(strategy)}/{version}")
+            return mlflow.sklearn.load_model(f"models:/{registered_name(strategy)}/{version}")
 
     def run_link(self, experiment_id: str, run_id: str) -> str:
         """A link to the run in the MLflow UI when there is a server, else how to find it."""
@@ -117,6 +155,26 @@ class MlflowResource(ConfigurableResource):
             origin = f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}"
             return f"{origin}/#/experiments/{experiment_id}/runs/{run_id}"
         return f"run {run_id} in {self.describe()} (browse with `crypto-assets mlflow`)"
+
+
+class _InEnvironment:
+    """An MlflowClient whose every method call runs inside its resource's `environment()`."""
+
+    def __init__(self, client: MlflowClient, resource: MlflowResource) -> None:
+        self._client = client
+        self._resource = resource
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        @functools.wraps(attribute)
+        def in_environment(*args: Any, **kwargs: Any) -> Any:
+            with self._resource.environment():
+                return attribute(*args, **kwargs)
+
+        return in_environment
 
 
 def log_training(
@@ -137,40 +195,41 @@ def log_training(
     registered as a new version. Returns (experiment id, run id, version)."""
     import math
 
-    import mlflow
-    import mlflow.sklearn
     import sklearn
-    from mlflow.models import infer_signature
 
-    experiment_id = tracking.experiment_id(strategy)
-    client = tracking.client()
-    finite = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
-        mlflow.log_params(params)
-        mlflow.log_metrics(finite)
-        for step, row in enumerate(fold_metrics):
-            mlflow.log_metrics(
-                {f"fold_{k}": float(v) for k, v in row.items() if math.isfinite(float(v))}, step=step
+    with tracking.environment():
+        import mlflow
+        import mlflow.sklearn
+        from mlflow.models import infer_signature
+
+        experiment_id = tracking.experiment_id(strategy)
+        client = tracking.client()
+        finite = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+            mlflow.log_params(params)
+            mlflow.log_metrics(finite)
+            for step, row in enumerate(fold_metrics):
+                mlflow.log_metrics(
+                    {f"fold_{k}": float(v) for k, v in row.items() if math.isfinite(float(v))}, step=step
+                )
+            mlflow.log_artifacts(str(plots), artifact_path="plots")
+            signature = infer_signature(input_example, model.predict_proba(input_example)[:, 1])
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=signature,
+                input_example=input_example,
+                pip_requirements=[f"scikit-learn=={sklearn.__version__}", "skops", "pandas", "numpy"],
+                skops_trusted_types=SKOPS_TRUSTED_TYPES,
             )
-        mlflow.log_artifacts(str(plots), artifact_path="plots")
-        signature = infer_signature(input_example, model.predict_proba(input_example)[:, 1])
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=signature,
-            input_example=input_example,
-            pip_requirements=[f"scikit-learn=={sklearn.__version__}", "skops", "pandas", "numpy"],
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        # registered through the client: mlflow.register_model prints to stderr
+        name = registered_name(strategy)
+        if not client.search_registered_models(filter_string=f"name = '{name}'"):
+            client.create_registered_model(name, description=f"crypto_assets {strategy} entry classifier")
+        registered = client.create_model_version(
+            name, source=info.model_uri, run_id=run.info.run_id, model_id=info.model_id, tags=version_tags
         )
-    # registered through the client: mlflow.register_model prints to stderr
-    name = registered_name(strategy)
-    if not client.search_registered_models(filter_string=f"name = '{name}'"):
-        client.create_registered_model(name, description=f"crypto_assets {strategy} entry classifier")
-    registered = client.create_model_version(
-        name, source=info.model_uri, run_id=run.info.run_id, model_id=info.model_id, tags=version_tags
-    )
-    version = int(registered.version)
-    return experiment_id, run.info.run_id, version
+    return experiment_id, run.info.run_id, int(registered.version)
 
 
 def set_alias(tracking: MlflowResource, strategy: str, alias: str, version: int) -> None:
