@@ -47,6 +47,7 @@ from benchmarks.common import (  # noqa: E402
 )
 from crypto_assets.labels.assets import RULES  # noqa: E402
 from crypto_assets.market import Timeframe  # noqa: E402
+from crypto_assets.warehouse import Warehouse  # noqa: E402
 from crypto_assets_tests.pg import scratch_database  # noqa: E402
 
 BASE = Timeframe.parse("15m")
@@ -99,11 +100,10 @@ def whole_graph(home: Path, symbols: int, days: int, warehouse_url: str | None =
     report_row(f"whole graph peak RSS ({scale})", f"{peak_mb:,.0f} MB", "<= 4,096 MB", peak_mb <= 4096)
     if no_champion:
         report_row(f"whole graph ({scale})", "ran up to the models; no champion, so no signals", "", False)
-    slowest = sorted(steps, key=lambda step: -step[1])[:6]
     in_steps = sum(seconds for _, seconds in steps)
     report_row(
-        f"whole graph, slowest steps ({scale})",
-        ", ".join(f"{step} {seconds:.1f}" for step, seconds in slowest)
+        f"whole graph, seconds per step, slowest first ({scale})",
+        ", ".join(f"{step} {seconds:.1f}" for step, seconds in sorted(steps, key=lambda step: -step[1]))
         + f"; all {len(steps)} steps {in_steps:.0f} s of {wall:.0f} s",
     )
     return warehouse_url or f"duckdb:///{home / 'warehouse.duckdb'}", home / "dagster"
@@ -121,6 +121,11 @@ def step_times(dagster_home: Path) -> list[tuple[str, float]]:
 
 
 def per_strategy(warehouse_url: str) -> None:
+    with Warehouse(warehouse_url) as warehouse:
+        _per_strategy(warehouse)
+
+
+def _per_strategy(warehouse: Warehouse) -> None:
     import numpy as np
 
     import_s, _ = _timed(_import_model_libraries)
@@ -129,11 +134,9 @@ def per_strategy(warehouse_url: str) -> None:
     from crypto_assets.models.signals import score_newest
     from crypto_assets.models.tracking import CHALLENGER, CHAMPION, MlflowResource
     from crypto_assets.models.training import limited_threads, make_pipeline
-    from crypto_assets.warehouse import Warehouse
 
     print(f"\n2. per strategy, on that warehouse with a fresh MLflow store ({_load()} before)")
     print(f"imports once per process (scikit-learn, MLflow, matplotlib): {import_s:.1f} s, not in the rows")
-    warehouse = Warehouse(warehouse_url)
     store = Path(tempfile.mkdtemp(prefix="crypto_assets_bench_mlflow_"))
     tracking = MlflowResource(tracking_uri=f"sqlite:///{store / 'mlflow.db'}", artifact_root=str(store / "a"))
     migrate_s, _ = _timed(lambda: tracking.client().search_experiments())
@@ -215,7 +218,6 @@ def per_strategy(warehouse_url: str) -> None:
                    all_s < 1)  # fmt: skip
     else:
         print("scoring: no registered model to score with")
-    warehouse.dispose()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of this process {peak_mb:,.0f} MB")
 

@@ -9,6 +9,9 @@ its largest child process, then the rows the script reports: lines `@row {json}`
 none, each verdict line it prints ("... met" / "... MISSED"). Benchmarks that are not written yet
 appear as rows with status "not implemented", so a gap is visible.
 
+The same table is written as Markdown beside the JSON (`latest.md` for `latest.json`), with the
+date, machine and load average above it, ready for the README.
+
 Targets are printed, not asserted. The machine is shared and noisy: compare ratios, read the date.
 """
 
@@ -24,6 +27,11 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+if not __package__:  # run as `python benchmarks/run_all.py`: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import machine_facts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
@@ -55,6 +63,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
 MISSING: dict[str, str] = {}
 VERDICT = re.compile(r"\b(met|missed)\b", re.IGNORECASE)
 ROW_KEYS = ("measure", "measured", "target", "verdict")
+#: the table's columns, in the printed and the Markdown table
+COLUMNS = ("benchmark", "measure", "measured", "target", "verdict")
 #: prefix of the lines a script reports its rows on (benchmarks.common.report_row)
 ROW_PREFIX = "@row "
 
@@ -123,6 +133,24 @@ def _reported_rows(name: str, output: str) -> list[dict]:
     return rows
 
 
+def as_markdown(report: dict) -> str:
+    """The report as a Markdown table, headed by when, where and under what load it ran."""
+    machine = report["machine"]
+    scale = "toy scale (--quick)" if report["quick"] else "full scale"
+    lines = [
+        f"Measured {report['date'][:16].replace('T', ' ')} UTC, {scale}; {machine['cpu']}; "
+        f"{machine['python']}; load average before {report['load_average']['before']}, "
+        f"after {report['load_average']['after']}.",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    for row in report["rows"]:
+        cells = [str(row[key]).replace("|", "\\|") for key in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -149,17 +177,19 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
         "cpus": os.cpu_count(),
+        "machine": dict(machine_facts()),
         "load_average": {"before": load_before, "after": _load_average()},
         "rows": rows,
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    headers = ["benchmark", "measure", "measured", "target", "verdict"]
-    widths = [max([len(h), *(len(str(r[h])) for r in rows)]) for h in headers]
-    print(" | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    markdown = args.out.with_suffix(".md")
+    markdown.write_text(as_markdown(report))
+    widths = [max([len(h), *(len(str(r[h])) for r in rows)]) for h in COLUMNS]
+    print(" | ".join(h.ljust(w) for h, w in zip(COLUMNS, widths, strict=True)))
     for row in rows:
-        print(" | ".join(str(row[h]).ljust(w) for h, w in zip(headers, widths, strict=True)))
+        print(" | ".join(str(row[h]).ljust(w) for h, w in zip(COLUMNS, widths, strict=True)))
     print(f"load average (1, 5, 15 min) before {load_before}, after {report['load_average']['after']}")
-    print(f"JSON: {args.out}")
+    print(f"JSON: {args.out}, Markdown: {markdown}")
     return 0
 
 

@@ -32,9 +32,16 @@ def test_runner_writes_rows_with_verdicts(tmp_path, capsys):
     out = tmp_path / "latest.json"
     assert run_all.main(["--only", "none", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
-    assert {"date", "quick", "cpus", "load_average", "rows"} <= set(report)
+    assert {"date", "quick", "cpus", "machine", "load_average", "rows"} <= set(report)
+    assert "model name" not in report["machine"]["cpu"] and report["machine"]["cpu"]
     assert report["rows"] == []
     assert "JSON:" in capsys.readouterr().out
+    # the same report as a Markdown table for the README, headed by date, machine and load
+    markdown = (tmp_path / "latest.md").read_text().splitlines()
+    assert (
+        markdown[0].startswith(f"Measured {report['date'][:10]}") and report["machine"]["cpu"] in markdown[0]
+    )
+    assert markdown[2] == "| benchmark | measure | measured | target | verdict |"
 
 
 def test_reported_rows_are_read_from_the_script_output():
