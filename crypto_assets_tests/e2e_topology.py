@@ -35,7 +35,7 @@ from crypto_assets_tests.processes import (
     stop,
     unhealthy_daemons,
 )
-from crypto_assets_tests.topology import BY_NAME, CONTRACT_ENV, DEPLOY
+from crypto_assets_tests.topology import BY_NAME, CONTRACT_ENV, DEPLOY, SERVICES
 
 STARTUP_SECONDS = 240
 LOAD_SECONDS = 300  # the backfill's run and the schedule's run; under a minute here
@@ -233,8 +233,8 @@ def production_topology(tmp: Path) -> Iterator[Topology]:
 
         base = {k: v for k, v in os.environ.items() if k not in CONTRACT_ENV and not k.startswith("DAGSTER_")}
         base["DO_NOT_TRACK"] = "1"
-        dagster_env = {
-            **base,
+        # every variable compose gives the Dagster services (topology.py), each set here
+        contract = {
             "DAGSTER_HOME": str(home),
             **dagster_pg_env(instance_url),
             "CRYPTO_ASSETS_HOME": str(tmp / "crypto_assets_home"),
@@ -249,9 +249,13 @@ def production_topology(tmp: Path) -> Iterator[Topology]:
             "MLFLOW_TRACKING_URI": topology.mlflow,
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         }
+        mlflow_contract = {"MLFLOW_SERVER_ALLOWED_HOSTS": "localhost,localhost:*,127.0.0.1,127.0.0.1:*"}
+        for service in SERVICES:
+            given = mlflow_contract if service is BY_NAME["mlflow"] else contract
+            assert set(given) == set(service.environment), f"{service.name}: not the compose environment"
         # empty means "the documented default", as in compose; unset them rather than pass ""
-        dagster_env = {k: v for k, v in dagster_env.items() if v or k not in CONTRACT_ENV}
-        mlflow_env = {**base, "MLFLOW_SERVER_ALLOWED_HOSTS": "localhost,localhost:*,127.0.0.1,127.0.0.1:*"}
+        dagster_env = {**base, **{k: v for k, v in contract.items() if v or k not in CONTRACT_ENV}}
+        mlflow_env = {**base, **mlflow_contract}
         local = {
             "mlflow": {
                 "--host": "127.0.0.1",
@@ -264,7 +268,7 @@ def production_topology(tmp: Path) -> Iterator[Topology]:
             "daemon": {"-w": "workspace.yaml"},
         }
         envs = {"mlflow": mlflow_env}
-        stack.callback(lambda: stop(list(reversed(topology.processes))))
+        stack.callback(lambda: _stop_reporting_stubborn(list(reversed(topology.processes))))
 
         def launch(name: str) -> None:
             args = BY_NAME[name].local_command(bin_dir, local[name])
@@ -298,3 +302,10 @@ def production_topology(tmp: Path) -> Iterator[Topology]:
         )
         yield topology
         topology.timings["total"] = time.monotonic() - started
+
+
+def _stop_reporting_stubborn(processes: list) -> None:
+    """Stop the topology; a service that ignored SIGTERM for 20 s is named (it was SIGKILLed)."""
+    stubborn = stop(processes)
+    if stubborn:
+        print(f"e2e: SIGKILLed after ignoring SIGTERM for 20 s: {', '.join(stubborn)}", file=sys.stderr)

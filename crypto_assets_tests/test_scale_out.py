@@ -131,3 +131,15 @@ def test_same_pool_settings_and_the_writer_pool_lifted_as_the_guide_says(values:
     assert int(in_guide[0][1]) > instance_pools["default_limit"], "lifted on PostgreSQL"
     # the run queue is the coordinator's, not the chart's concurrency block (the chart refuses both)
     assert "runs" not in values["concurrency"]
+
+
+def test_the_chart_is_installed_at_the_locked_dagster_version():
+    """The chart's webserver and daemon images are Dagster's own of the chart's version; they must
+    run the dagster the image's code server runs (requirements.lock)."""
+    lock = (REPO / "requirements.lock").read_text()
+    (dagster,) = re.findall(r"^dagster==([\d.]+)$", lock, flags=re.MULTILINE)
+    for path in ("deploy/README.md", "deploy/helm/values.yaml"):
+        text = (REPO / path).read_text()
+        installs = re.findall(r"helm upgrade --install dagster dagster/dagster (.*)", text)
+        assert installs, path
+        assert all(f"--version {dagster} " in install for install in installs), (path, installs)
