@@ -41,8 +41,11 @@ def load(instance: DagsterInstance, home: Path, first: str, last: str, **kwargs)
     return materialize_raw(url, first_day=first, last_day=last, instance=instance, **kwargs).success
 
 
-def record_the_rest(instance: DagsterInstance) -> None:
-    """Every asset but raw_ohlc materialized now; each model with a promoted champion."""
+def record_the_rest(instance: DagsterInstance, *, at: dict[str, datetime] | None = None) -> None:
+    """Every asset but raw_ohlc materialized now (or at `at[asset]`); each model with a promoted
+    champion."""
+    from dagster._core.test_utils import freeze_time
+
     from crypto_assets.code_location import build_defs
     from crypto_assets.models.assets import models_by_labels
     from crypto_assets.settings import load_settings
@@ -54,7 +57,8 @@ def record_the_rest(instance: DagsterInstance) -> None:
         metadata = (
             {"promotion": "promoted", "model_version": 1, "oos_auc": 0.61} if node.key in models else {}
         )
-        instance.report_runless_asset_event(AssetMaterialization(node.key, metadata=metadata))
+        with freeze_time((at or {}).get(node.key.to_user_string(), datetime.now(UTC))):
+            instance.report_runless_asset_event(AssetMaterialization(node.key, metadata=metadata))
 
 
 def days_ago(n: int) -> str:
@@ -85,6 +89,25 @@ def test_healthy_then_failing(instance: DagsterInstance, home: Path):
     # it stays a problem until raw_ohlc is written again
     assert load(instance, home, days_ago(0), days_ago(0))
     assert status().returncode == 0
+
+
+def test_a_stale_asset_makes_status_fail_and_a_late_one_does_not(instance: DagsterInstance, home: Path):
+    """Each asset against its own freshness policy: features (4 bars + 15 min to stale) last
+    written 2 hours ago is stale; a model (stale after 8 days) trained 7.5 days ago is late."""
+    assert load(instance, home, days_ago(1), days_ago(0))
+    now = datetime.now(UTC)
+    record_the_rest(
+        instance, at={"features": now - timedelta(hours=2), "dca_model": now - timedelta(days=7.5)}
+    )
+    stale = status("--json")
+    assert stale.returncode == 1
+    document = json.loads(stale.stdout)
+    states = {a["asset"]: a["state"] for a in document["assets"]}
+    assert states["features"] == "stale" and states["dca_model"] == "late" and states["raw_ohlc"] == "fresh"
+    assert "features stale" in document["problems"]
+    assert not any("dca_model" in problem for problem in document["problems"])
+    (verdict,) = status().stderr.splitlines()
+    assert verdict.startswith("unhealthy: ") and "features stale" in verdict
 
 
 def test_an_old_day_backfilled_leaves_the_asset_fresh_and_the_symbols_stale(
