@@ -6,7 +6,8 @@ import hashlib
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -148,3 +149,23 @@ def wait_for_http(url: str, process, timeout: float = 180) -> None:
         except OSError:
             time.sleep(0.5)
     raise AssertionError(f"{url} did not answer within {timeout:.0f} s\n{process.tail()}")
+
+
+@contextmanager
+def local_mlflow_server(folder: Path) -> Iterator[str]:
+    """A real MLflow tracking server on loopback (SQLite store and proxied artifacts in `folder`),
+    answering when the block starts and stopped when it ends; yields its host:port."""
+    from crypto_assets_tests.processes import free_port, start, stop
+
+    port = free_port()
+    command = [
+        str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+        "--serve-artifacts", "--artifacts-destination", str(folder / "artifacts"),
+    ]  # fmt: skip
+    server = start("mlflow", command, {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}, folder)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", server)
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop([server])

@@ -3,8 +3,6 @@ PostgreSQL) and a real MLflow store: skips, the registry, and signals that follo
 
 from __future__ import annotations
 
-import os
-import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -26,7 +24,7 @@ from crypto_assets.resources import CandleSourceResource, MarketResource, Wareho
 from crypto_assets.warehouse import Warehouse
 from crypto_assets.warehouse.candles import upsert_candles
 from crypto_assets.warehouse.schema import KEY_COLUMNS, VALUE_COLUMNS, ensure_ingestion_tables
-from crypto_assets_tests.helpers import RAW_OHLC, recorded_run, wait_for_http
+from crypto_assets_tests.helpers import RAW_OHLC, local_mlflow_server, recorded_run
 from crypto_assets_tests.planted import BASE, WEAK, panel, planted_labels, random_bars, training_set
 
 pytestmark = pytest.mark.slow
@@ -372,22 +370,10 @@ RUN_TAG_SECRET = "tag-1d3f5b7e"  # a tag of the Dagster run
 def mlflow_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A real MLflow tracking server on loopback (SQLite store, proxied artifacts): (host:port, its
     folder)."""
-    from crypto_assets_tests.processes import free_port, start, stop
-
     folder = tmp_path / "mlflow-server"
     folder.mkdir()
-    port = free_port()
-    command = [
-        str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", "1", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-        "--serve-artifacts", "--artifacts-destination", str(folder / "artifacts"),
-    ]  # fmt: skip
-    server = start("mlflow", command, {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}, folder)
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/health", server)
-        yield f"127.0.0.1:{port}", folder
-    finally:
-        stop([server])
+    with local_mlflow_server(folder) as host:
+        yield host, folder
 
 
 def with_password(url: str) -> str:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -32,7 +30,8 @@ from crypto_assets.resources import MarketResource, WarehouseResource
 from crypto_assets.warehouse import Warehouse
 from crypto_assets.warehouse.candles import upsert_candles
 from crypto_assets.warehouse.schema import KEY_COLUMNS, VALUE_COLUMNS, ensure_ingestion_tables
-from crypto_assets_tests.helpers import wait_for_http
+from crypto_assets_tests.helpers import local_mlflow_server
+from crypto_assets_tests.loopback import serving
 from crypto_assets_tests.planted import panel, planted_labels
 
 USER, PASSWORD = "crypto", "pw-7c1e5a9d"
@@ -99,14 +98,8 @@ class _GateHandler(BaseHTTPRequestHandler):
 
 @contextmanager
 def gate(upstream: str | None = None) -> Iterator[Gate]:
-    server = Gate(upstream)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Gate(upstream)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def mlflow_variables(environment: dict[str, str] | None = None) -> dict[str, str]:
@@ -148,17 +141,8 @@ def test_each_call_sends_the_credentials_and_leaves_the_environment_as_it_was(tm
 def test_the_model_and_signal_assets_leave_no_credentials_to_later_steps(tmp_path: Path):
     """Training, registration, promotion and scoring against a real MLflow server that takes
     only requests with the credentials; a later step of the same run sees none of them."""
-    from crypto_assets_tests.processes import free_port, start, stop
-
     folder = tmp_path / "mlflow-server"
     folder.mkdir()
-    port = free_port()
-    command = [
-        str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", "1", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-        "--serve-artifacts", "--artifacts-destination", str(folder / "artifacts"),
-    ]  # fmt: skip
-    mlflow_server = start("mlflow", command, {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}, folder)
     url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
     bars, features = panel(symbols=3, n_bars=5000, seed=7)
     with Warehouse(url) as warehouse, warehouse.begin() as connection:
@@ -176,24 +160,20 @@ def test_the_model_and_signal_assets_leave_no_credentials_to_later_steps(tmp_pat
         seen.update(os.environ)
 
     base = Timeframe.parse("15m")
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/health", mlflow_server)
-        with gate(f"http://127.0.0.1:{port}") as server:
-            resources = {
-                "warehouse": WarehouseResource(url=url),
-                "market": MarketResource(symbols="S0-USD,S1-USD,S2-USD"),
-                "mlflow": MlflowResource(
-                    tracking_uri=f"http://{USER}:{PASSWORD}@{server.host}", artifact_root=str(tmp_path)
-                ),
-            }
-            before = mlflow_variables()
-            with DagsterInstance.ephemeral() as instance:
-                trained = materialize(
-                    [build_model_asset("dca", base), later_step], resources=resources, instance=instance
-                )
-                scored = materialize([build_signals_asset(base)], resources=resources, instance=instance)
-    finally:
-        stop([mlflow_server])
+    with local_mlflow_server(folder) as mlflow_host, gate(f"http://{mlflow_host}") as server:
+        resources = {
+            "warehouse": WarehouseResource(url=url),
+            "market": MarketResource(symbols="S0-USD,S1-USD,S2-USD"),
+            "mlflow": MlflowResource(
+                tracking_uri=f"http://{USER}:{PASSWORD}@{server.host}", artifact_root=str(tmp_path)
+            ),
+        }
+        before = mlflow_variables()
+        with DagsterInstance.ephemeral() as instance:
+            trained = materialize(
+                [build_model_asset("dca", base), later_step], resources=resources, instance=instance
+            )
+            scored = materialize([build_signals_asset(base)], resources=resources, instance=instance)
     assert trained.success and scored.success
     [model] = [e for e in trained.get_asset_materialization_events() if e.asset_key == AssetKey("dca_model")]
     assert model.materialization.metadata["promotion"].value == "promoted"  # signals scored its model
