@@ -1,19 +1,17 @@
 """strategy_dca_labels, strategy_swing_labels, strategy_channel_labels: triple-barrier labels of the
 base-timeframe bars, one asset per strategy, parameters as run config."""
 
-from dataclasses import asdict, fields
-from typing import NamedTuple, get_type_hints
+from dataclasses import asdict
+from typing import NamedTuple
 
 from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
-    Config,
     MaterializeResult,
     MetadataValue,
     asset,
 )
-from pydantic import Field, create_model
 
 from crypto_assets.automation.conditions import REBUILD_ON_UPSTREAM_UPDATE
 from crypto_assets.labels.store import ensure_label_table, label_table, rewrite_labels
@@ -22,6 +20,7 @@ from crypto_assets.market import Timeframe
 from crypto_assets.names import LABELS_GROUP, WAREHOUSE_POOL
 from crypto_assets.prerequisites import require_tables
 from crypto_assets.resources import WarehouseResource
+from crypto_assets.run_config import config_class, settings_from
 from crypto_assets.warehouse.candles import read_bars
 
 COMMON_RULES = (
@@ -36,16 +35,6 @@ COMMON_RULES = (
     "time limit, exit ts, outcome, bars to exit, realized return. Parameters (and their defaults) "
     "are the asset's run config."
 )
-
-
-def config_class(params_class: type) -> type[Config]:
-    """The run config of a strategy: one field per parameter of `params_class`, same default and doc."""
-    hints = get_type_hints(params_class)
-    fields_ = {
-        f.name: (hints[f.name], Field(f.default, description=f.metadata.get("doc")))
-        for f in fields(params_class)
-    }
-    return create_model(params_class.__name__.replace("Params", "Config"), __base__=Config, **fields_)
 
 
 class Strategy(NamedTuple):
@@ -80,7 +69,7 @@ RULES = {
 def build_label_asset(strategy: str, base: Timeframe) -> AssetsDefinition:
     """The labels of `strategy`'s entries on the `base` timeframe's candles."""
     params_class, rule = RULES[strategy]
-    config_type = config_class(params_class)
+    config_type = config_class(params_class.__name__.replace("Params", "Config"), params_class)
 
     @asset(
         name=label_table(strategy),
@@ -96,7 +85,7 @@ def build_label_asset(strategy: str, base: Timeframe) -> AssetsDefinition:
         config: config_type,
         warehouse: WarehouseResource,
     ) -> MaterializeResult:
-        params = params_class(**{f.name: getattr(config, f.name) for f in fields(params_class)})
+        params = settings_from(config, params_class)
         with warehouse.open() as db:
             require_tables(db, "raw_ohlc")
             with db.begin() as connection:

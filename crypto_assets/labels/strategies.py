@@ -6,10 +6,11 @@ uses bars <= the entry bar only; the look-ahead is the barrier labeller's alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from crypto_assets.features.indicators import series_bounds
+from crypto_assets.run_config import setting
 
 if TYPE_CHECKING:  # numpy and pandas load with the first labelling, not with the code location
     import numpy as np
@@ -34,37 +35,32 @@ class Barriers:
 _HORIZON = "Time limit in base bars, measured in time: entry ts + horizon_bars x timeframe."
 
 
-def _param(default: float, doc: str):
-    """A strategy parameter: its default and what it means (run config shows both)."""
-    return field(default=default, metadata={"doc": doc})
-
-
 @dataclass(frozen=True)
 class DcaParams:
-    lookback_bars: int = _param(96, "Bars of the rolling high.")
-    drop_pct: float = _param(5.0, "Entry when close is this % below the rolling high.")
-    take_profit_pct: float = _param(3.0, "Take profit, % above entry.")
-    stop_loss_pct: float = _param(5.0, "Stop loss, % below entry.")
-    horizon_bars: int = _param(192, _HORIZON)
+    lookback_bars: int = setting(96, "Bars of the rolling high.")
+    drop_pct: float = setting(5.0, "Entry when close is this % below the rolling high.")
+    take_profit_pct: float = setting(3.0, "Take profit, % above entry.")
+    stop_loss_pct: float = setting(5.0, "Stop loss, % below entry.")
+    horizon_bars: int = setting(192, _HORIZON)
 
 
 @dataclass(frozen=True)
 class SwingParams:
-    lookback_bars: int = _param(48, "Bars of the prior high the close must break.")
-    volume_lookback_bars: int = _param(48, "Bars of the volume median the volume must exceed.")
-    take_profit_pct: float = _param(4.0, "Take profit, % above entry.")
-    stop_loss_pct: float = _param(2.0, "Stop loss, % below entry.")
-    horizon_bars: int = _param(96, _HORIZON)
+    lookback_bars: int = setting(48, "Bars of the prior high the close must break.")
+    volume_lookback_bars: int = setting(48, "Bars of the volume median the volume must exceed.")
+    take_profit_pct: float = setting(4.0, "Take profit, % above entry.")
+    stop_loss_pct: float = setting(2.0, "Stop loss, % below entry.")
+    horizon_bars: int = setting(96, _HORIZON)
 
 
 @dataclass(frozen=True)
 class ChannelParams:
-    lookback_bars: int = _param(96, "Bars of the channel (highest high, lowest low).")
-    band_fraction: float = _param(0.2, "Height of the bottom (entry) and top (take profit) bands.")
-    adx_period: int = _param(14, "ADX period (trend strength).")
-    max_adx: float = _param(20.0, "Ranging, so entries allowed, while ADX is below this.")
-    stop_buffer_pct: float = _param(0.5, "Stop loss, % below the channel low.")
-    horizon_bars: int = _param(96, _HORIZON)
+    lookback_bars: int = setting(96, "Bars of the channel (highest high, lowest low).")
+    band_fraction: float = setting(0.2, "Height of the bottom (entry) and top (take profit) bands.")
+    adx_period: int = setting(14, "ADX period (trend strength).")
+    max_adx: float = setting(20.0, "Ranging, so entries allowed, while ADX is below this.")
+    stop_buffer_pct: float = setting(0.5, "Stop loss, % below the channel low.")
+    horizon_bars: int = setting(96, _HORIZON)
 
 
 def _rolling_max(values: np.ndarray, window: int) -> np.ndarray:

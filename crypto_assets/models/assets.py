@@ -6,8 +6,7 @@ run with its plots, a new registered version, and the champion gate's decision i
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields, is_dataclass
-from typing import Any, get_args, get_origin, get_type_hints
+from dataclasses import asdict, dataclass
 
 from dagster import (
     AssetCheckKey,
@@ -22,7 +21,6 @@ from dagster import (
     MetadataValue,
     asset,
 )
-from pydantic import Field, create_model
 
 from crypto_assets.automation.retraining import RETRAIN_WEEKLY
 from crypto_assets.labels.assets import RULES
@@ -30,10 +28,10 @@ from crypto_assets.labels.store import label_table
 from crypto_assets.market import Timeframe
 from crypto_assets.models.fit_and_register import TrainingReport, TrainingSettings
 from crypto_assets.models.tracking import MlflowResource
-from crypto_assets.models.training import setting
 from crypto_assets.names import MODELS_GROUP, WAREHOUSE_POOL
 from crypto_assets.prerequisites import require_tables
 from crypto_assets.resources import WarehouseResource
+from crypto_assets.run_config import config_class, setting, settings_from
 
 AUC_CHECK = "oos_auc_above_floor"
 FOLDS_CHECK = "no_empty_fold"
@@ -60,66 +58,17 @@ class CheckSettings:
     min_positive_rate: float = setting(0.02, "The class-balance check fails outside this..1-this.")
 
 
-#: the dataclasses the run config is generated from, their nested dataclasses flattened
-CONFIG_SOURCES: tuple[type, ...] = (TrainingSettings, CheckSettings)
-
-
 class _ModelConfigBase(Config):
     def settings(self) -> TrainingSettings:
-        return self._build(TrainingSettings)
+        return settings_from(self, TrainingSettings)
 
     def checks(self) -> CheckSettings:
-        return self._build(CheckSettings)
-
-    def _build(self, source: type) -> Any:
-        """`source` from the config's values (lists back to tuples, an empty list as None)."""
-        hints = get_type_hints(source)
-        values = {}
-        for f in fields(source):
-            if is_dataclass(hints[f.name]):
-                values[f.name] = self._build(hints[f.name])
-            else:
-                value = getattr(self, f.name)
-                values[f.name] = (tuple(value) or None) if isinstance(value, list) else value
-        return source(**values)
-
-
-def _config_type(hint: Any) -> Any:
-    """The run config's type of a settings field: a list for a tuple, optional stays optional."""
-    args = get_args(hint)
-    if get_origin(hint) is tuple:
-        return list[args[0]]
-    if type(None) in args:
-        [inner] = [arg for arg in args if arg is not type(None)]
-        return _config_type(inner) | None
-    return hint
-
-
-def _config_fields(source: type) -> dict[str, Any]:
-    """One run config field per field of the dataclass `source`: its type, default and doc."""
-    hints = get_type_hints(source)
-    out: dict[str, Any] = {}
-    for f in fields(source):
-        nested = _config_fields(hints[f.name]) if is_dataclass(hints[f.name]) else None
-        found = nested or {
-            f.name: (_config_type(hints[f.name]), Field(f.default, description=f.metadata.get("doc")))
-        }
-        if set(found) & set(out):
-            raise ValueError(f"run config fields defined twice: {sorted(set(found) & set(out))}")
-        out.update(found)
-    return out
-
-
-def _model_config_class() -> type[_ModelConfigBase]:
-    fields_: dict[str, Any] = {}
-    for source in CONFIG_SOURCES:
-        fields_.update(_config_fields(source))
-    return create_model("ModelConfig", __base__=_ModelConfigBase, **fields_)
+        return settings_from(self, CheckSettings)
 
 
 #: the model assets' run config: every field of TrainingSettings (ModelParams flattened into it) and
 #: CheckSettings, with the same names, defaults and docs
-ModelConfig = _model_config_class()
+ModelConfig = config_class("ModelConfig", TrainingSettings, CheckSettings, base=_ModelConfigBase)
 
 
 def build_model_asset(strategy: str, base: Timeframe) -> AssetsDefinition:

@@ -20,10 +20,10 @@ from crypto_assets.models.training import (
     ModelParams,
     fit_final,
     limited_threads,
-    setting,
     walk_forward,
 )
 from crypto_assets.models.validation import TooFewRows, walk_forward_folds
+from crypto_assets.run_config import setting
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from crypto_assets.models.evaluation import scores
 from crypto_assets.models.validation import Fold
+from crypto_assets.run_config import setting
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,12 +37,6 @@ def limited_threads(threads: int = THREADS) -> Iterator[None]:
 
     with threadpool_limits(limits=threads, user_api="openmp"):
         yield
-
-
-def setting(default: Any, doc: str) -> Any:
-    """A field of a settings dataclass with what it means: the model assets' run config is generated
-    from these dataclasses (name, type, default and this doc)."""
-    return field(default=default, metadata={"doc": doc})
 
 
 @dataclass(frozen=True)
