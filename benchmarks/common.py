@@ -29,6 +29,8 @@ from crypto_assets.market import Timeframe
 from crypto_assets.warehouse.bulk import to_arrow
 from crypto_assets_tests.pg import redact, with_database  # noqa: F401 (re-exported)
 
+#: prefix of the lines a benchmark reports its rows on (read by benchmarks/run_all.py)
+ROW_PREFIX = "@row "
 #: Benchmarks load a fixed window so runs are comparable: it starts here.
 BENCH_START = datetime(2025, 1, 1, tzinfo=UTC)
 #: the warehouse engines a benchmark can run on, and the server it makes a throw-away database on
@@ -226,8 +228,6 @@ def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
 
 def report_row(measure: str, measured: str, target: str = "", met: bool | None = None) -> None:
     """One row of `make bench`'s table, printed for benchmarks/run_all.py (met: None = no target)."""
-    from benchmarks.run_all import ROW_PREFIX  # here: run_all imports this module
-
     verdict = "" if met is None else ("met" if met else "missed")
     row = {"measure": measure, "measured": measured, "target": target, "verdict": verdict}
     print(ROW_PREFIX + json.dumps(row), flush=True)

@@ -31,7 +31,7 @@ from pathlib import Path
 if not __package__:  # run as `python benchmarks/run_all.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import machine_facts  # noqa: E402
+from benchmarks.common import ROW_PREFIX, machine_facts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
@@ -65,8 +65,6 @@ VERDICT = re.compile(r"\b(met|missed)\b", re.IGNORECASE)
 ROW_KEYS = ("measure", "measured", "target", "verdict")
 #: the table's columns, in the printed and the Markdown table
 COLUMNS = ("benchmark", "measure", "measured", "target", "verdict")
-#: prefix of the lines a script reports its rows on (benchmarks.common.report_row)
-ROW_PREFIX = "@row "
 
 
 def run_one(name: str, script: str, args: list[str], folder: Path, timeout: float) -> list[dict]:
