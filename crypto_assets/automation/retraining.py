@@ -36,6 +36,7 @@ from dagster import (
     SkipReason,
     sensor,
 )
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._time import get_current_datetime  # the clock freeze_time sets in tests
 
 if TYPE_CHECKING:
@@ -180,10 +181,10 @@ def _not_passed(
     only for the materialization it checked: a newer one is unchecked until its own check runs."""
     if record is None:
         return "has not run yet"
-    status = record.status.value  # PLANNED until its result is recorded, then SUCCEEDED or FAILED
-    if status == "FAILED":
+    # PLANNED until its result is recorded, then SUCCEEDED or FAILED
+    if record.status is AssetCheckExecutionRecordStatus.FAILED:
         return "failed"
-    if status == "PLANNED":
+    if record.status is AssetCheckExecutionRecordStatus.PLANNED:
         run = instance.get_run_by_id(record.run_id)
         return "is still running" if run is not None and not run.is_finished else "did not complete"
     newest = _newest(instance, key.asset_key)
